@@ -138,3 +138,23 @@ func TypeString(t cty.Type) string {
 		return t.FriendlyName()
 	}
 }
+
+// NilValue is cty.NilVal, named here so callers need not import cty to
+// test for "no default".
+var NilValue = cty.NilVal
+
+// DisplayValue renders a primitive default the way HCL would write it.
+func DisplayValue(v cty.Value) string {
+	switch v.Type() {
+	case cty.String:
+		return fmt.Sprintf("%q", v.AsString())
+	case cty.Bool:
+		if v.True() {
+			return "true"
+		}
+		return "false"
+	case cty.Number:
+		return v.AsBigFloat().Text('f', -1)
+	}
+	return v.GoString()
+}

@@ -1,0 +1,208 @@
+package landing
+
+import (
+	"bytes"
+	"fmt"
+	"hash"
+	"io"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
+)
+
+// source is the byte stage of Check: it reads the plaintext, strips a
+// leading BOM, rejects bytes no table may hold (NUL, invalid UTF-8,
+// undefined Windows-1252 codes), decodes to UTF-8, and tees the decoded
+// bytes to the output and the hash before the parser sees them. So the
+// landed file is the input (decoded), byte for byte, never a re-serialised
+// copy. When it finds a bad byte it first delivers everything before it, so
+// the parser reports any earlier error first.
+type source struct {
+	r   io.Reader
+	w   io.Writer
+	h   hash.Hash
+	enc Encoding
+
+	raw   []byte            // read buffer
+	keep  [utf8.UTFMax]byte // bytes held back for the next read: a cut rune
+	nkeep int               // or a possible BOM
+	dec   []byte            // Windows-1252 decode buffer
+	pend  []byte            // validated bytes not yet handed to the parser
+	err   error             // returned once pend is drained
+
+	started bool
+	lines   int64 // newlines handed on so far
+	out     int64 // bytes handed on (and written)
+
+	// Guard against a record that never ends: Check sets recEnd to the
+	// parser's offset after each record; fill refuses to run further ahead.
+	recEnd, limit int64
+}
+
+const readBuffer = 64 << 10
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// win1252 maps each byte to its UTF-8 encoding; nil marks the five bytes
+// Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D).
+var win1252 = func() (t [256][]byte) {
+	for b := range 256 {
+		r := charmap.Windows1252.DecodeByte(byte(b))
+		if r != utf8.RuneError {
+			t[b] = utf8.AppendRune(nil, r)
+		}
+	}
+	return t
+}()
+
+func newSource(r io.Reader, w io.Writer, h hash.Hash, enc Encoding, limit int64) *source {
+	s := &source{r: r, w: w, h: h, enc: enc, raw: make([]byte, readBuffer), limit: limit}
+	if enc == Windows1252 {
+		s.dec = make([]byte, 0, 3*readBuffer) // at most 3 UTF-8 bytes per input byte
+	}
+	return s
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	for len(s.pend) == 0 && s.err == nil {
+		s.fill()
+	}
+	if len(s.pend) == 0 {
+		return 0, s.err
+	}
+	n := copy(p, s.pend)
+	s.pend = s.pend[n:]
+	return n, nil
+}
+
+// fill reads the next chunk into pend, or sets err.
+func (s *source) fill() {
+	if s.out-s.recEnd > s.limit+2*readBuffer {
+		s.err = errRecordTooLong
+		return
+	}
+	k := copy(s.raw, s.keep[:s.nkeep])
+	n, rerr := s.r.Read(s.raw[k:])
+	buf := s.raw[:k+n]
+	eof := rerr != nil
+	s.nkeep = 0
+	if !s.started {
+		// Wait for enough bytes to recognise a BOM.
+		if len(buf) < len(utf8BOM) && !eof {
+			s.nkeep = copy(s.keep[:], buf)
+			return
+		}
+		s.started = true
+		if bytes.HasPrefix(buf, utf8BOM) {
+			if s.enc == Windows1252 {
+				s.err = &FormatError{Line: 1, Reason: "UTF-8 byte order mark in a file declared Windows-1252"}
+				return
+			}
+			buf = buf[len(utf8BOM):]
+		}
+	}
+	var tail []byte
+	if s.enc == UTF8 && !eof {
+		buf, tail = splitIncompleteRune(buf)
+	}
+	var bad error
+	if i, why := s.badByte(buf); i >= 0 {
+		bad = &FormatError{Line: int(s.lines) + bytes.Count(buf[:i], nl) + 1, Reason: why}
+		buf, tail = buf[:i], nil
+	}
+	if s.enc == Windows1252 {
+		buf = decode1252(s.dec[:0], buf)
+	}
+	if len(buf) > 0 {
+		if _, err := s.w.Write(buf); err != nil {
+			s.err = fmt.Errorf("write output: %w", err)
+			return
+		}
+		s.h.Write(buf)
+		s.out += int64(len(buf))
+		s.lines += int64(bytes.Count(buf, nl))
+	}
+	s.pend = buf // may alias raw: the next fill runs only once it is drained
+	s.nkeep = copy(s.keep[:], tail)
+	switch {
+	case bad != nil:
+		s.err = bad
+	case rerr != nil:
+		s.err = rerr
+	}
+}
+
+var nl = []byte{'\n'}
+
+// badByte returns the index of the first byte the encoding forbids and
+// why, or -1. An incomplete UTF-8 sequence at the end is bad: the caller
+// holds back a cut one until the next read.
+func (s *source) badByte(b []byte) (int, string) {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		// A NUL is only reported if nothing earlier is bad.
+		if j, why := s.badByte(b[:i]); j >= 0 {
+			return j, why
+		}
+		return i, "NUL byte"
+	}
+	switch s.enc {
+	case UTF8:
+		if utf8.Valid(b) {
+			return -1, ""
+		}
+		for i := 0; i < len(b); {
+			if b[i] < utf8.RuneSelf {
+				i++
+				continue
+			}
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return i, fmt.Sprintf("invalid UTF-8 (byte 0x%02X)", b[i])
+			}
+			i += size
+		}
+	case Windows1252:
+		for i, c := range b {
+			if c >= 0x80 && win1252[c] == nil {
+				return i, fmt.Sprintf("byte 0x%02X is undefined in Windows-1252", c)
+			}
+		}
+	}
+	return -1, ""
+}
+
+// splitIncompleteRune splits off a UTF-8 sequence cut by the end of the
+// buffer so it can be completed by the next read.
+func splitIncompleteRune(b []byte) (whole, tail []byte) {
+	for i := 1; i <= utf8.UTFMax-1 && i <= len(b); i++ {
+		c := b[len(b)-i]
+		if c < utf8.RuneSelf {
+			break
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i], b[len(b)-i:]
+			}
+			break
+		}
+	}
+	return b, nil
+}
+
+// decode1252 appends the UTF-8 form of src (already checked) to dst.
+func decode1252(dst, src []byte) []byte {
+	for len(src) > 0 {
+		// Copy the ASCII run in one go; most of a table is ASCII.
+		i := 0
+		for i < len(src) && src[i] < utf8.RuneSelf {
+			i++
+		}
+		dst = append(dst, src[:i]...)
+		src = src[i:]
+		for len(src) > 0 && src[0] >= utf8.RuneSelf {
+			dst = append(dst, win1252[src[0]]...)
+			src = src[1:]
+		}
+	}
+	return dst
+}

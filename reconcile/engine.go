@@ -1,0 +1,149 @@
+// Package reconcile is the engine: it loads a configuration, reads state,
+// asks each provider to refresh and plan, renders the plan, and applies it
+// by walking the dependency graph with bounded parallelism, committing
+// state after every completed step.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/im1dev/im1/config"
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/schema"
+	"github.com/im1dev/im1/state"
+)
+
+// DefaultParallelism matches Terraform's.
+const DefaultParallelism = 10
+
+// Options configure one run.
+type Options struct {
+	Dir      string
+	Vars     []config.VarArg
+	Registry providers.Registry
+	Now      func() time.Time
+	Getenv   func(string) string
+	Environ  []string
+	Log      *slog.Logger
+	Progress providers.Progress
+	// Parallelism bounds concurrent apply steps (default 10).
+	Parallelism int
+	// Targets limits planning to these addresses and what they depend on.
+	Targets []string
+	// NoRefresh skips observing the world (plan -refresh=false).
+	NoRefresh bool
+	// RefreshOnly plans only accepting observed drift into state.
+	RefreshOnly bool
+	// LockTimeout is how long apply waits for the state lock.
+	LockTimeout time.Duration
+	// Operation names the command for the lock and audit ("apply").
+	Operation string
+}
+
+// Engine is one loaded configuration and its state.
+type Engine struct {
+	opts  Options
+	cfg   *config.Config
+	store state.Store
+	meta  state.Meta
+	env   *providers.Env
+}
+
+// Schemas returns the registry's block schemas.
+func Schemas(reg providers.Registry) map[string]*schema.Block {
+	out := make(map[string]*schema.Block, len(reg))
+	for t, p := range reg {
+		out[t] = p.Schema()
+	}
+	return out
+}
+
+// Load reads and validates the configuration. It touches no state.
+func Load(opts Options) (*Engine, hcl.Diagnostics) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = DefaultParallelism
+	}
+	cfg, diags := config.Load(opts.Dir, config.LoadOptions{
+		Schemas: Schemas(opts.Registry),
+		Vars:    opts.Vars,
+		Getenv:  opts.Getenv,
+		Environ: opts.Environ,
+	})
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	e := &Engine{opts: opts, cfg: cfg}
+	st := cfg.Settings
+	e.env = &providers.Env{
+		Now:      opts.Now,
+		Zone:     st.Zone,
+		Dirs:     providers.Dirs{Landing: st.Landing, Archive: st.Archive, Handoff: st.Handoff},
+		Log:      opts.Log,
+		Progress: opts.Progress,
+		Getenv:   opts.Getenv,
+		FileMode: st.FileMode,
+		DirMode:  st.DirMode,
+	}
+	return e, diags
+}
+
+// Config is the loaded configuration.
+func (e *Engine) Config() *config.Config { return e.cfg }
+
+// Store is the open state, nil before OpenState or when none exists yet.
+func (e *Engine) Store() state.Store { return e.store }
+
+// Meta is the state's lineage and serial as read.
+func (e *Engine) Meta() state.Meta { return e.meta }
+
+// OpenState opens the state: read-only for plans (a missing state reads as
+// empty and is not created), read-write for apply (created when missing).
+func (e *Engine) OpenState(ctx context.Context, write bool) error {
+	return e.openState(ctx, write)
+}
+
+func (e *Engine) openState(ctx context.Context, write bool) error {
+	path := e.cfg.Settings.StatePath
+	s, err := state.OpenSQLite(ctx, path, state.Options{ReadOnly: !write, Create: write, Now: e.opts.Now})
+	if errors.Is(err, state.ErrNoState) && !write {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening state %s: %w", path, err)
+	}
+	meta, err := s.Meta(ctx)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	e.store, e.meta = s, meta
+	e.env.Store = s
+	return nil
+}
+
+// Close releases the state.
+func (e *Engine) Close() error {
+	if e.store == nil {
+		return nil
+	}
+	err := e.store.Close()
+	e.store = nil
+	return err
+}

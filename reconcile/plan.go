@@ -1,0 +1,356 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/im1dev/im1/config"
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/schema"
+	"github.com/im1dev/im1/state"
+)
+
+// Plan is the difference between configuration, state and the world.
+type Plan struct {
+	Lineage     string
+	Serial      int64
+	ConfigHash  string
+	Created     time.Time
+	Targets     []string
+	RefreshOnly bool
+	Changes     []*Change
+	// Drift is what refresh found contradicting state.
+	Drift hcl.Diagnostics
+	// Diagnostics are warnings (and errors, when Errored) from planning.
+	Diagnostics hcl.Diagnostics
+}
+
+// Change is the plan of one resource instance.
+type Change struct {
+	Addr      string
+	Type      string
+	Action    providers.Action
+	Reason    string
+	Before    cty.Value // cty.NilVal when not in state
+	After     cty.Value // cty.NilVal when destroyed
+	Sensitive []string
+	Instances []providers.InstanceChange
+	// Deps are instance addresses this change must wait for.
+	Deps []string
+
+	schema *schema.Block
+	resp   *providers.PlanResponse
+}
+
+// Errored reports whether planning failed; such a plan cannot be applied.
+func (p *Plan) Errored() bool { return p.Diagnostics.HasErrors() }
+
+// Actionable reports whether an instance change is work apply will do.
+func Actionable(ic providers.InstanceChange) bool {
+	if ic.Settled {
+		return false
+	}
+	switch ic.Action {
+	case providers.Landed, providers.Wait, providers.Withdrawn:
+		return false
+	}
+	return true
+}
+
+// HasWork reports whether apply has anything to do for this change.
+func (c *Change) HasWork() bool {
+	if c.Action != providers.NoOp {
+		return true
+	}
+	for _, ic := range c.Instances {
+		if Actionable(ic) {
+			return true
+		}
+	}
+	return false
+}
+
+// Empty reports a plan with nothing for apply to do (settled states and
+// drift warnings do not count).
+func (p *Plan) Empty() bool {
+	for _, c := range p.Changes {
+		if c.HasWork() {
+			return false
+		}
+	}
+	return true
+}
+
+// planner holds the evaluation scope while planning.
+type planner struct {
+	e         *Engine
+	values    map[string]cty.Value // instance address -> value for references
+	instances map[string][]string  // resource address -> instance addresses
+	keys      map[string]map[string]string
+	failed    map[string]bool
+}
+
+func (pl *planner) lookup(addr string) cty.Value {
+	r := pl.e.cfg.Resource(addr)
+	if r == nil || pl.failed[addr] {
+		return cty.DynamicVal
+	}
+	insts, ok := pl.instances[addr]
+	if !ok {
+		return cty.DynamicVal
+	}
+	if r.ForEach == nil {
+		if len(insts) == 0 {
+			return cty.DynamicVal
+		}
+		return pl.values[insts[0]]
+	}
+	m := map[string]cty.Value{}
+	for _, ia := range insts {
+		m[pl.keys[addr][ia]] = pl.values[ia]
+	}
+	return cty.ObjectVal(m)
+}
+
+// Plan computes the plan. The state must have been opened (read-only is enough).
+func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
+	plan := &Plan{
+		Lineage:     e.meta.Lineage,
+		Serial:      e.meta.Serial,
+		ConfigHash:  e.cfg.Hash,
+		Created:     e.opts.Now().UTC(),
+		Targets:     e.opts.Targets,
+		RefreshOnly: e.opts.RefreshOnly,
+	}
+	var diags hcl.Diagnostics
+	priors := map[string]*state.Resource{}
+	if e.store != nil {
+		rs, err := e.store.Resources(ctx)
+		if err != nil {
+			return nil, diags.Append(errDiag("Reading state failed", err.Error()))
+		}
+		for i := range rs {
+			priors[rs[i].Addr] = &rs[i]
+		}
+	}
+	pl := &planner{e: e, values: map[string]cty.Value{}, instances: map[string][]string{}, keys: map[string]map[string]string{}, failed: map[string]bool{}}
+	for _, r := range e.cfg.Order() {
+		if err := ctx.Err(); err != nil {
+			return nil, diags.Append(errDiag("Planning interrupted", err.Error()))
+		}
+		prov := e.opts.Registry[r.Type]
+		insts, d := e.cfg.Eval(r, pl.lookup)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			pl.failed[r.Addr()] = true
+			continue
+		}
+		pl.keys[r.Addr()] = map[string]string{}
+		for _, inst := range insts {
+			pl.instances[r.Addr()] = append(pl.instances[r.Addr()], inst.Addr)
+			pl.keys[r.Addr()][inst.Addr] = inst.Key
+			var prior *providers.Prior
+			if sr := priors[inst.Addr]; sr != nil {
+				delete(priors, inst.Addr)
+				p, err := decodePrior(sr, r.Schema)
+				if err != nil {
+					diags = diags.Append(errDiag("Reading state failed", err.Error()))
+					continue
+				}
+				prior = p
+			}
+			ch, d := e.planOne(ctx, prov, r.Schema, inst.Addr, r.Type, inst.Value, prior, plan)
+			diags = append(diags, d...)
+			if ch == nil {
+				pl.failed[r.Addr()] = true
+				pl.values[inst.Addr] = cty.DynamicVal
+				continue
+			}
+			pl.values[inst.Addr] = ch.After
+			if ch.After == cty.NilVal {
+				pl.values[inst.Addr] = cty.DynamicVal
+			}
+			for _, ref := range r.Refs {
+				ch.Deps = append(ch.Deps, pl.instances[ref.Addr]...)
+			}
+			plan.Changes = append(plan.Changes, ch)
+		}
+	}
+	// Objects in state that left the configuration are destroyed after
+	// whatever depended on them has been changed.
+	gone := make([]string, 0, len(priors))
+	for addr := range priors {
+		gone = append(gone, addr)
+	}
+	sort.Strings(gone)
+	for _, addr := range gone {
+		sr := priors[addr]
+		prov, ok := e.opts.Registry[sr.Type]
+		if !ok {
+			diags = diags.Append(errDiag("Unknown resource type in state",
+				fmt.Sprintf("State holds %s of type %q, which this version of im1 does not know. Remove it with `im1 state rm %s` if it is obsolete.", addr, sr.Type, addr)))
+			continue
+		}
+		prior, err := decodePrior(sr, prov.Schema())
+		if err != nil {
+			diags = diags.Append(errDiag("Reading state failed", err.Error()))
+			continue
+		}
+		ch, d := e.planOne(ctx, prov, prov.Schema(), addr, sr.Type, cty.NilVal, prior, plan)
+		diags = append(diags, d...)
+		if ch == nil {
+			continue
+		}
+		for _, other := range plan.Changes {
+			if other.Action == providers.Destroy {
+				continue
+			}
+			if o := e.priorDeps(ctx, other.Addr); contains(o, addr) || contains(o, resourceOf(addr)) {
+				ch.Deps = append(ch.Deps, other.Addr)
+			}
+		}
+		plan.Changes = append(plan.Changes, ch)
+	}
+	if len(e.opts.Targets) > 0 {
+		plan.Changes = targetClosure(plan.Changes, e.opts.Targets)
+	}
+	sort.SliceStable(plan.Changes, func(i, j int) bool { return plan.Changes[i].Addr < plan.Changes[j].Addr })
+	plan.Diagnostics = diags
+	return plan, diags
+}
+
+func (e *Engine) priorDeps(ctx context.Context, addr string) []string {
+	if e.store == nil {
+		return nil
+	}
+	r, err := e.store.Resource(ctx, addr)
+	if err != nil || r == nil {
+		return nil
+	}
+	return r.Deps
+}
+
+// planOne refreshes and plans one instance.
+func (e *Engine) planOne(ctx context.Context, prov providers.Resource, s *schema.Block, addr, typ string, cfgVal cty.Value, prior *providers.Prior, plan *Plan) (*Change, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	if prior != nil && !e.opts.NoRefresh {
+		rr, err := prov.Refresh(ctx, &providers.RefreshRequest{Addr: addr, Config: cfgVal, Prior: prior, Env: e.env})
+		if err != nil {
+			return nil, diags.Append(errDiag("Refreshing "+addr+" failed", err.Error()))
+		}
+		plan.Drift = append(plan.Drift, subjectAddr(rr.Drift, addr)...)
+		if rr.Prior != nil {
+			prior = rr.Prior
+		}
+	}
+	resp, err := prov.Plan(ctx, &providers.PlanRequest{Addr: addr, Config: cfgVal, Prior: prior, Env: e.env, RefreshOnly: e.opts.RefreshOnly})
+	if err != nil {
+		return nil, diags.Append(errDiag("Planning "+addr+" failed", err.Error()))
+	}
+	diags = append(diags, subjectAddr(resp.Diagnostics, addr)...)
+	ch := &Change{Addr: addr, Type: typ, Action: resp.Action, Reason: resp.Reason, Instances: resp.Instances, schema: s, resp: resp}
+	if ch.Action == "" {
+		ch.Action = providers.NoOp
+	}
+	if prior != nil {
+		ch.Before = withAddress(prior.Value, addr)
+	}
+	if ch.Action != providers.Destroy {
+		after := resp.Planned
+		if after == cty.NilVal {
+			after = cfgVal
+		}
+		ch.After = withAddress(unknownComputed(s, after, ch.Action), addr)
+	}
+	if e.opts.RefreshOnly && ch.Action != providers.NoOp {
+		// Refresh-only never changes the world; it reports.
+		ch.Action, ch.Reason, ch.Instances = providers.NoOp, "", nil
+		ch.After = ch.Before
+	}
+	ch.Sensitive = s.SensitivePaths()
+	return ch, diags
+}
+
+// targetClosure keeps the targeted changes and everything they depend on.
+func targetClosure(changes []*Change, targets []string) []*Change {
+	byAddr := map[string]*Change{}
+	for _, c := range changes {
+		byAddr[c.Addr] = c
+	}
+	keep := map[string]bool{}
+	var visit func(string)
+	visit = func(a string) {
+		if keep[a] {
+			return
+		}
+		keep[a] = true
+		if c := byAddr[a]; c != nil {
+			for _, d := range c.Deps {
+				visit(d)
+			}
+		}
+	}
+	for _, c := range changes {
+		for _, t := range targets {
+			if c.Addr == t || resourceOf(c.Addr) == t {
+				visit(c.Addr)
+			}
+		}
+	}
+	var out []*Change
+	for _, c := range changes {
+		if keep[c.Addr] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// resourceOf strips an instance key: extract.core["A81001"] -> extract.core.
+func resourceOf(addr string) string {
+	if i := strings.Index(addr, "["); i >= 0 {
+		return addr[:i]
+	}
+	return addr
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func errDiag(summary, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
+}
+
+// subjectAddr prefixes provider diagnostics without a source range with the
+// address they concern, so the reader knows which object spoke.
+func subjectAddr(diags hcl.Diagnostics, addr string) hcl.Diagnostics {
+	for _, d := range diags {
+		if d.Subject == nil && !strings.HasPrefix(d.Summary, addr) {
+			d.Summary = addr + ": " + d.Summary
+		}
+	}
+	return diags
+}
+
+// instanceKeyOf returns the for_each key of an instance address.
+func instanceKeyOf(addr string) string {
+	i := strings.Index(addr, "[")
+	if i < 0 {
+		return ""
+	}
+	return strings.Trim(addr[i+1:], `"]`)
+}
+
+var _ = config.ObjectType

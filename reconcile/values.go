@@ -1,0 +1,140 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/im1dev/im1/config"
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/schema"
+	"github.com/im1dev/im1/state"
+)
+
+// encodeValue turns a known object value into state's JSON value and type.
+func encodeValue(v cty.Value) (attrs, typ []byte, err error) {
+	if v == cty.NilVal || v.IsNull() {
+		return []byte("null"), []byte(`"dynamic"`), nil
+	}
+	if !v.IsWhollyKnown() {
+		return nil, nil, fmt.Errorf("value still has unknowns after apply")
+	}
+	if typ, err = ctyjson.MarshalType(v.Type()); err != nil {
+		return nil, nil, err
+	}
+	attrs, err = ctyjson.Marshal(v, v.Type())
+	return attrs, typ, err
+}
+
+// decodePrior reads a state resource into a provider prior, converted to the
+// current schema's object type (attributes added since are null; removed
+// ones dropped), so old state keeps working after an upgrade.
+func decodePrior(r *state.Resource, s *schema.Block) (*providers.Prior, error) {
+	ty, err := ctyjson.UnmarshalType(r.AttrsType)
+	if err != nil {
+		return nil, fmt.Errorf("%s: state attribute type: %w", r.Addr, err)
+	}
+	v, err := ctyjson.Unmarshal(r.Attrs, ty)
+	if err != nil {
+		return nil, fmt.Errorf("%s: state attributes: %w", r.Addr, err)
+	}
+	if s != nil {
+		v = fitObject(v, config.ObjectType(s))
+	}
+	return &providers.Prior{Value: v, Private: r.Private, Status: r.Status}, nil
+}
+
+// fitObject reshapes an object value to the wanted object type.
+func fitObject(v cty.Value, want cty.Type) cty.Value {
+	if v.IsNull() || !v.Type().IsObjectType() || !want.IsObjectType() {
+		return v
+	}
+	out := map[string]cty.Value{}
+	for name, at := range want.AttributeTypes() {
+		if !v.Type().HasAttribute(name) {
+			out[name] = cty.NullVal(at)
+			continue
+		}
+		a := v.GetAttr(name)
+		if at == cty.DynamicPseudoType {
+			out[name] = a
+			continue
+		}
+		if c, err := convert.Convert(a, at); err == nil {
+			out[name] = c
+		} else {
+			out[name] = cty.NullVal(at)
+		}
+	}
+	return cty.ObjectVal(out)
+}
+
+// withAddress sets the implicit "address" attribute.
+func withAddress(v cty.Value, addr string) cty.Value {
+	if v == cty.NilVal || v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
+		return v
+	}
+	return providers.SetAttr(v, "address", cty.StringVal(addr))
+}
+
+// unknownComputed marks computed attributes that a create, replace or
+// rotate leaves null as unknown: their values are known only after apply.
+func unknownComputed(s *schema.Block, planned cty.Value, action providers.Action) cty.Value {
+	if planned == cty.NilVal || planned.IsNull() || !planned.IsKnown() || !planned.Type().IsObjectType() {
+		return planned
+	}
+	switch action {
+	case providers.Create, providers.Replace, providers.Rotate:
+	default:
+		return planned
+	}
+	m := planned.AsValueMap()
+	for _, a := range s.Attributes {
+		if a.Computed {
+			if p, ok := m[a.Name]; !ok || p.IsNull() {
+				m[a.Name] = cty.UnknownVal(a.Type)
+			}
+		}
+	}
+	return cty.ObjectVal(m)
+}
+
+// jsonAttrs converts an object to plain JSON values per attribute, listing
+// unknown attributes separately and leaving sensitive ones out.
+func jsonAttrs(v cty.Value, sensitive []string) (map[string]any, []string) {
+	if v == cty.NilVal || v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
+		return nil, nil
+	}
+	hide := map[string]bool{}
+	for _, s := range sensitive {
+		hide[s] = true
+	}
+	out := map[string]any{}
+	var unknown []string
+	for name, a := range v.AsValueMap() {
+		if hide[name] {
+			continue
+		}
+		if !a.IsWhollyKnown() {
+			unknown = append(unknown, name)
+			continue
+		}
+		if a.IsNull() {
+			continue
+		}
+		b, err := ctyjson.Marshal(a, a.Type())
+		if err != nil {
+			continue
+		}
+		var x any
+		if json.Unmarshal(b, &x) == nil {
+			out[name] = x
+		}
+	}
+	sort.Strings(unknown)
+	return out, unknown
+}
