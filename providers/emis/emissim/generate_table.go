@@ -29,6 +29,9 @@ func GenerateTable(w io.Writer, spec BatchSpec, fileType string) error {
 	if !ok {
 		return fmt.Errorf("emissim: unknown EMIS version %q", version)
 	}
+	if spec.ProcStart < 0 || spec.ProcEnd < spec.ProcStart {
+		return fmt.Errorf("emissim: bad processing id range %d-%d", spec.ProcStart, spec.ProcEnd)
+	}
 	g := newGen(spec, tab, v, w)
 	g.writeHeader()
 	g.rows()

@@ -48,8 +48,10 @@ type session struct {
 
 func (s *session) close() {
 	s.closeOnce.Do(func() {
-		s.sftp.Close()
+		// The SSH connection first: closing only the SFTP channel waits for
+		// the server, which may be the thing that stalled.
 		s.ssh.Close()
+		s.sftp.Close()
 	})
 }
 

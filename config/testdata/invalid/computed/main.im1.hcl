@@ -1,0 +1,3 @@
+key "emis_2026" {
+  fingerprint = "ABCD"
+}

@@ -1,0 +1,3 @@
+organisation "A81001" {
+  ods = "A81001"
+}

@@ -1,0 +1,5 @@
+organisaton "A81001" {
+  ods = "A81001"
+}
+
+frobnicate "x" {}
