@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
@@ -99,19 +100,30 @@ func checkBody(body *hclsyntax.Body, s *schema.Block, meta map[string]bool) hcl.
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Insufficient " + nb.Name + " blocks",
-				Detail:   fmt.Sprintf("At least %d %q blocks are required.", nb.MinItems, nb.Name),
+				Detail:   fmt.Sprintf("At least %s required.", blocks(nb.MinItems, nb.Name)),
 				Subject:  blockRange(body).Ptr(),
 			})
 		case nb.MaxItems > 0 && n > nb.MaxItems:
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Too many " + nb.Name + " blocks",
-				Detail:   fmt.Sprintf("No more than %d %q blocks are allowed.", nb.MaxItems, nb.Name),
+				Detail:   fmt.Sprintf("At most %s allowed.", blocks(nb.MaxItems, nb.Name)),
 				Subject:  blockRange(body).Ptr(),
 			})
 		}
 	}
+	// Report in source order, as a reader meets the mistakes.
+	sort.SliceStable(diags, func(i, j int) bool {
+		return diags[i].Subject.Start.Byte < diags[j].Subject.Start.Byte
+	})
 	return diags
+}
+
+func blocks(n int, name string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %q block is", name)
+	}
+	return fmt.Sprintf("%d %q blocks are", n, name)
 }
 
 // blockRange is where a missing argument is reported: the opening line of

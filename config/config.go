@@ -117,7 +117,7 @@ func (c *Config) Resource(addr string) *Resource { return c.byAddr[addr] }
 // is usable for rendering diagnostics even when they contain errors; callers
 // must not plan or apply a configuration whose diagnostics have errors.
 func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
-	l := &loader{opts: opts, cfg: &Config{
+	l := &loader{opts: opts, attempted: map[string]bool{}, cfg: &Config{
 		Files:     map[string]*hcl.File{},
 		Variables: map[string]*Variable{},
 		VarValues: map[string]cty.Value{},
@@ -134,14 +134,15 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 }
 
 type loader struct {
-	opts     LoadOptions
-	cfg      *Config
-	diags    hcl.Diagnostics
-	names    []string // configuration file names (base), sorted
-	sources  map[string][]byte
-	settings *hclsyntax.Block
-	varOrder []string // declared variables in declaration order
-	sec      *secrets
+	opts      LoadOptions
+	cfg       *Config
+	diags     hcl.Diagnostics
+	names     []string // configuration file names (base), sorted
+	sources   map[string][]byte
+	settings  *hclsyntax.Block
+	varOrder  []string        // declared variables in declaration order
+	attempted map[string]bool // variables some source tried to set
+	sec       *secrets
 }
 
 func (l *loader) load(dir string) {
@@ -324,7 +325,7 @@ func (l *loader) resourceBlock(b *hclsyntax.Block, s *schema.Block) {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Duplicate " + r.Type + " block",
-			Detail:   "A " + r.Type + " named \"" + r.Name + "\" was already declared at " + prev.DeclRange.String() + ". Each " + r.Type + " must have a unique name.",
+			Detail:   r.Addr() + " was already declared at " + prev.DeclRange.String() + ". Each " + r.Type + " must have a unique name.",
 			Subject:  r.DeclRange.Ptr(),
 		})
 		return

@@ -68,7 +68,7 @@ func (l *loader) checkTraversal(t hcl.Traversal, sc refScope) (string, hcl.Diagn
 		name, ok := attrStep(t, 1)
 		if !ok {
 			return "", errDiag("Invalid reference",
-				fmt.Sprintf("A reference to a %s must be followed by its name, like %s.NAME.", root, root))
+				fmt.Sprintf("A reference to %s must be followed by a name, like %s.NAME.", root, root))
 		}
 		addr := root + "." + name
 		if addr == sc.self {
@@ -82,7 +82,7 @@ func (l *loader) checkTraversal(t hcl.Traversal, sc refScope) (string, hcl.Diagn
 				}
 			}
 			return "", errDiag("Reference to undeclared resource",
-				fmt.Sprintf("A %s named %q has not been declared.", root, name)+didYouMean(name, names))
+				fmt.Sprintf("No %s named %q has been declared.", root, name)+didYouMean(name, names))
 		}
 		return addr, nil
 	}

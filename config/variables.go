@@ -84,6 +84,7 @@ func (l *loader) variableBlock(b *hclsyntax.Block) {
 			}
 			cv, err := convert.Convert(val, v.Type)
 			if err != nil {
+				l.attempted[name] = true // reported here, not again as missing
 				l.diags = append(l.diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError,
 					Summary:  "Invalid default value for variable",
@@ -171,6 +172,11 @@ func (l *loader) variableValues() {
 	for _, name := range l.varOrder {
 		v := l.cfg.Variables[name]
 		val := l.cfg.VarValues[name]
+		if val == cty.NilVal && l.attempted[name] {
+			// A value was given but was invalid, which is already reported.
+			l.cfg.VarValues[name] = cty.UnknownVal(v.Type)
+			continue
+		}
 		if val == cty.NilVal {
 			l.diags = append(l.diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -254,6 +260,7 @@ func redactedAssign(s string) string {
 // taken literally for string and untyped variables, otherwise parsed as an
 // HCL expression, as Terraform does.
 func (l *loader) rawValue(name, raw, source string) {
+	l.attempted[name] = true
 	v := l.cfg.Variables[name]
 	filename := fmt.Sprintf("<value for var.%s from %s>", name, source)
 	var val cty.Value
@@ -318,6 +325,7 @@ func (l *loader) varFile(path string) {
 			})
 			continue
 		}
+		l.attempted[a.Name] = true
 		val, diags := a.Expr.Value(nil)
 		if diags.HasErrors() {
 			if v.Sensitive {

@@ -66,7 +66,8 @@ func Schemas(reg providers.Registry) map[string]*schema.Block {
 	return out
 }
 
-// Load reads and validates the configuration. It touches no state.
+// Load reads and validates the configuration. It touches no state. On
+// errors the returned engine only serves Config() for rendering them.
 func Load(opts Options) (*Engine, hcl.Diagnostics) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -86,10 +87,12 @@ func Load(opts Options) (*Engine, hcl.Diagnostics) {
 		Getenv:  opts.Getenv,
 		Environ: opts.Environ,
 	})
-	if diags.HasErrors() {
-		return nil, diags
-	}
 	e := &Engine{opts: opts, cfg: cfg}
+	if diags.HasErrors() {
+		// The engine is returned only so callers can render diagnostics
+		// with source snippets; it must not be used to plan.
+		return e, diags
+	}
 	st := cfg.Settings
 	e.env = &providers.Env{
 		Now:      opts.Now,

@@ -119,6 +119,12 @@ func jsonAttrs(v cty.Value, sensitive []string) (map[string]any, []string) {
 		if hide[name] {
 			continue
 		}
+		if ref := refAddress(a); ref != "" {
+			// A reference to another block shows as its address, known
+			// even while some of that block's attributes are not.
+			out[name] = map[string]any{"address": ref}
+			continue
+		}
 		if !a.IsWhollyKnown() {
 			unknown = append(unknown, name)
 			continue
@@ -137,4 +143,16 @@ func jsonAttrs(v cty.Value, sensitive []string) (map[string]any, []string) {
 	}
 	sort.Strings(unknown)
 	return out, unknown
+}
+
+// refAddress is the address of a value that is a whole block object.
+func refAddress(v cty.Value) string {
+	if !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() || !v.Type().HasAttribute("address") {
+		return ""
+	}
+	a := v.GetAttr("address")
+	if !a.IsKnown() || a.IsNull() || a.Type() != cty.String {
+		return ""
+	}
+	return a.AsString()
 }

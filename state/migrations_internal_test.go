@@ -13,6 +13,9 @@ import (
 var testMigs = append(append([]string(nil), migrations...), `CREATE TABLE future (x INTEGER)`)
 
 func TestSchemaVersions(t *testing.T) {
+	if SchemaVersion != len(migrations) {
+		t.Fatalf("SchemaVersion = %d, but there are %d migrations", SchemaVersion, len(migrations))
+	}
 	ctx := context.Background()
 	tests := []struct {
 		name        string

@@ -109,6 +109,9 @@ func openSQLite(ctx context.Context, path string, opts Options, migs []string) (
 			// Statement journals go to memory, not a temp file: with
 			// them on disk a 100k-row transaction runs 40x slower.
 			"_pragma", "temp_store(MEMORY)",
+			// 32 MiB page cache, so a large transaction is not spilled
+			// to the WAL page by page before its commit.
+			"_pragma", "cache_size(-32768)",
 		))
 		if err != nil {
 			return nil, err
@@ -143,6 +146,48 @@ func openSQLite(ctx context.Context, path string, opts Options, migs []string) (
 			return nil, err
 		}
 	}
+	return s, nil
+}
+
+// OpenMemory returns an empty state that lives in memory until Close, with
+// lineage "" and serial 0: what a plan sees when OpenSQLite says
+// ErrNoState. Nothing touches the disk; Backup still writes a file.
+func OpenMemory(ctx context.Context, opts Options) (*SQLite, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	// memdb shares one database between the connections of this process
+	// that name it; the random name keeps two OpenMemory calls apart.
+	name := "/im1-state-" + uuid.NewString()
+	s := &SQLite{path: ":memory:", now: now, stmts: map[string]*sql.Stmt{}}
+	var err error
+	s.w, err = sql.Open("sqlite", "file:"+name+"?"+url.Values{
+		"vfs":     {"memdb"},
+		"_txlock": {"immediate"},
+		"_pragma": {fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS), "foreign_keys(ON)", "temp_store(MEMORY)"},
+	}.Encode())
+	if err != nil {
+		return nil, err
+	}
+	// The database lives as long as a connection to it: keep the writer's.
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxIdleTime(0)
+	s.w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, s.w, s.path, migrations, true, func() string { return "" }, unixNano(now())); err != nil {
+		s.w.Close()
+		return nil, err
+	}
+	s.r, err = sql.Open("sqlite", "file:"+name+"?"+url.Values{
+		"vfs":     {"memdb"},
+		"_pragma": {fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS), "query_only(ON)"},
+	}.Encode())
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.r.SetMaxOpenConns(4)
 	return s, nil
 }
 
@@ -532,6 +577,8 @@ func (s *SQLite) IntegrityCheck(ctx context.Context) (string, error) {
 // if fn changed any row other than audit entries: the audit log records
 // what happened to the state but is not part of it, so an audit entry alone
 // does not make a saved plan stale. An error or panic in fn rolls back.
+// fn may read through s (it sees the last commit, not its own writes) but
+// must not call Tx, Lock or Unlock: there is one writer connection.
 func (s *SQLite) Tx(ctx context.Context, fn func(Tx) error) (err error) {
 	if s.ro {
 		return ErrReadOnly
@@ -602,6 +649,20 @@ func (t *sqliteTx) exec(q string, args ...any) (int64, error) {
 		t.wrote = true
 	}
 	return n, err
+}
+
+// insert runs an INSERT and returns the new row's ID.
+func (t *sqliteTx) insert(q string, args ...any) (int64, error) {
+	st, err := t.prep(q)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(t.ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	t.wrote = true
+	return res.LastInsertId()
 }
 
 // queryRow runs a statement with RETURNING; it counts as a write.
@@ -822,9 +883,10 @@ func (t *sqliteTx) PutDelivery(d *Delivery) error {
 	var created int64
 	var err error
 	if d.ID == 0 {
-		err = t.queryRow(`INSERT INTO deliveries (extract, source, day, batch_id, kind, seq_from, seq_to, cutoff,
-			status, reason, path, manifest, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-			RETURNING id, created`, args, &d.ID, &created)
+		// Exec and LastInsertId, not RETURNING: twice as fast in bulk.
+		d.ID, err = t.insert(`INSERT INTO deliveries (extract, source, day, batch_id, kind, seq_from, seq_to, cutoff,
+			status, reason, path, manifest, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
+		created = unixNano(d.Created)
 	} else {
 		err = t.queryRow(`INSERT INTO deliveries (extract, source, day, batch_id, kind, seq_from, seq_to, cutoff,
 			status, reason, path, manifest, created, updated, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -852,8 +914,7 @@ func (t *sqliteTx) PutFile(f *File) error {
 		archive_size, landed_path, landed_sha256, landed_size, rows, deleted_rows, bad_nhs, key_id, status, reason`
 	var err error
 	if f.ID == 0 {
-		err = t.queryRow(`INSERT INTO files (`+cols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-			args, &f.ID)
+		f.ID, err = t.insert(`INSERT INTO files (`+cols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, args...)
 	} else {
 		err = t.queryRow(`INSERT INTO files (`+cols+`, id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT (id) DO UPDATE SET delivery_id = excluded.delivery_id, tbl = excluded.tbl,

@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +63,11 @@ func TestCreateReopenKeepsLineage(t *testing.T) {
 	mustTx(t, s, func(tx state.Tx) error {
 		return tx.PutResource(state.Resource{Addr: "key.a", Type: "key", Name: "a", Status: state.StatusReady})
 	})
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if fi, err := os.Stat(path + suffix); err == nil && fi.Mode() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", suffix, fi.Mode())
+		}
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -585,5 +592,70 @@ func TestCheckLineage(t *testing.T) {
 		if err != nil && tc.want != "" && (!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), m.Lineage)) {
 			t.Errorf("%s: error does not name both lineages: %v", tc.name, err)
 		}
+	}
+}
+
+func TestOpenMemory(t *testing.T) {
+	clock := statetest.NewClock(statetest.Epoch, 0)
+	s, err := state.OpenMemory(ctx, state.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, err := state.OpenMemory(ctx, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	m, err := s.Meta(ctx)
+	if err != nil || m.Lineage != "" || m.Serial != 0 || m.SchemaVersion != state.SchemaVersion {
+		t.Fatalf("Meta = %+v, %v", m, err)
+	}
+	if err := state.CheckLineage(s, ""); err != nil {
+		t.Errorf("CheckLineage(empty) = %v", err)
+	}
+	mustTx(t, s, func(tx state.Tx) error {
+		return tx.PutResource(state.Resource{Addr: "key.a", Type: "key", Name: "a", Status: state.StatusReady})
+	})
+	if r, err := s.Resource(ctx, "key.a"); r == nil || err != nil {
+		t.Errorf("read back = %v, %v", r, err)
+	}
+	if rs, err := other.Resources(ctx); len(rs) != 0 || err != nil {
+		t.Errorf("two memory states share data: %v, %v", rs, err)
+	}
+	if ok, err := s.IntegrityCheck(ctx); ok != "ok" || err != nil {
+		t.Errorf("IntegrityCheck = %q, %v", ok, err)
+	}
+}
+
+// Two stores on one file (as two processes would be) writing at once: every
+// transaction lands and bumps the serial once, none fails on SQLITE_BUSY.
+func TestConcurrentWriters(t *testing.T) {
+	a := statetest.New(t)
+	b := statetest.Open(t, a.Path(), state.Options{})
+	const n = 20
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for w, s := range []*state.SQLite{a, b} {
+		wg.Go(func() {
+			for i := range n {
+				errs <- s.Tx(ctx, func(tx state.Tx) error {
+					return tx.PutListing(state.Listing{Source: "emis_site.x", Name: fmt.Sprintf("w%d-%d", w, i)})
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := serial(t, a); got != 2*n {
+		t.Errorf("serial = %d, want %d", got, 2*n)
+	}
+	if ls, _ := b.Listings(ctx, "emis_site.x"); len(ls) != 2*n {
+		t.Errorf("%d listings, want %d", len(ls), 2*n)
 	}
 }

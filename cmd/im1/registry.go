@@ -18,6 +18,6 @@ func registry() providers.Registry {
 		"systmone_organisation_group": &record.Resource{Block: record.OrganisationGroup},
 		"systmone_strategic_report":   &record.Resource{Block: record.StrategicReport},
 		"emis_site":                   &record.Resource{Block: emis.SiteSchema},
-		"key":                         pgpkey.NewResource(),
+		"key":                         &pgpkey.Resource{},
 	}
 }

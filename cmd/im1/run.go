@@ -109,15 +109,14 @@ func (c *cli) validateCommand() *ffcli.Command {
 		Name: "validate", ShortUsage: "im1 validate [-json]", FlagSet: fs,
 		ShortHelp: "Check the configuration without touching state or any supplier.",
 		Exec: func(ctx context.Context, args []string) error {
-			_, diags := config.Load(c.dir(), config.LoadOptions{Schemas: reconcile.Schemas(registry()), Vars: rf.vars})
+			cfg, diags := config.Load(c.dir(), config.LoadOptions{Schemas: reconcile.Schemas(registry()), Vars: rf.vars})
 			if *asJSON {
-				b, _ := config.DiagnosticsJSON(diags)
-				out := map[string]any{"format_version": "1.0", "valid": !diags.HasErrors(), "diagnostics": json.RawMessage(b)}
+				out := map[string]any{"format_version": "1.0", "valid": !diags.HasErrors(), "diagnostics": config.JSONDiagnostics(cfg.Files, diags)}
 				enc := json.NewEncoder(c.stdout)
 				enc.SetIndent("", "  ")
 				_ = enc.Encode(out)
 			} else {
-				c.writeDiags(nil, diags)
+				c.writeDiags(cfg, diags)
 				if !diags.HasErrors() {
 					fmt.Fprintln(c.stdout, "Success! The configuration is valid.")
 				}

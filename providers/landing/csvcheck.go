@@ -169,12 +169,13 @@ type records interface {
 	count(c *checker) // tally the current record
 }
 
+// checker applies a spec to the records of one table.
 type checker struct {
 	spec          CSVSpec
 	src           *source
 	recs          records
 	st            Stats
-	nhs, del, org int
+	nhs, del, org int // column indexes, -1 when absent
 	lastOff       int64
 	lastEnd       int
 	// orgs counts rows per OrgColumn value through pointers, so a count
@@ -194,18 +195,13 @@ func (c *checker) run() error {
 	if err := c.matchHeader(); err != nil {
 		return err
 	}
-	c.nhs = slices.Index(c.st.Header, c.spec.NHSColumn)
-	c.del = slices.Index(c.st.Header, c.spec.DeletedColumn)
-	c.org = slices.Index(c.st.Header, c.spec.OrgColumn)
-	if c.spec.NHSColumn == "" {
-		c.nhs = -1
+	col := func(name string) int {
+		if name == "" {
+			return -1
+		}
+		return slices.Index(c.st.Header, name)
 	}
-	if c.spec.DeletedColumn == "" {
-		c.del = -1
-	}
-	if c.spec.OrgColumn == "" {
-		c.org = -1
-	}
+	c.nhs, c.del, c.org = col(c.spec.NHSColumn), col(c.spec.DeletedColumn), col(c.spec.OrgColumn)
 	if c.org >= 0 {
 		c.orgs = map[string]*int64{}
 	}

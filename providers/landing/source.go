@@ -2,6 +2,7 @@ package landing
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"io"
@@ -162,8 +163,8 @@ func (s *source) badByte(b []byte) (int, string) {
 			i += size
 		}
 	case Windows1252:
-		for i, c := range b {
-			if c >= 0x80 && win1252[c] == nil {
+		for i := asciiPrefix(b); i < len(b); i++ {
+			if c := b[i]; c >= utf8.RuneSelf && win1252[c] == nil {
 				return i, fmt.Sprintf("byte 0x%02X is undefined in Windows-1252", c)
 			}
 		}
@@ -193,10 +194,7 @@ func splitIncompleteRune(b []byte) (whole, tail []byte) {
 func decode1252(dst, src []byte) []byte {
 	for len(src) > 0 {
 		// Copy the ASCII run in one go; most of a table is ASCII.
-		i := 0
-		for i < len(src) && src[i] < utf8.RuneSelf {
-			i++
-		}
+		i := asciiPrefix(src)
 		dst = append(dst, src[:i]...)
 		src = src[i:]
 		for len(src) > 0 && src[0] >= utf8.RuneSelf {
@@ -205,4 +203,19 @@ func decode1252(dst, src []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// asciiPrefix is the length of b's leading ASCII run, found a word at a
+// time since tables are almost all ASCII.
+func asciiPrefix(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for i < len(b) && b[i] < utf8.RuneSelf {
+		i++
+	}
+	return i
 }

@@ -61,7 +61,7 @@ func Plan(s *schema.Block, config cty.Value, prior *providers.Prior) *providers.
 	case config == cty.NilVal:
 		return &providers.PlanResponse{Action: providers.Destroy, Reason: "no longer declared", Planned: cty.NilVal}
 	case prior == nil:
-		return &providers.PlanResponse{Action: providers.Create, Reason: "declared, not in state", Planned: config}
+		return &providers.PlanResponse{Action: providers.Create, Planned: config}
 	}
 	names, forceNew := providers.Changed(s, prior.Value, config)
 	switch {

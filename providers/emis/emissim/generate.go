@@ -138,8 +138,8 @@ func (spec BatchSpec) normalise() (BatchSpec, error) {
 		}
 	}
 	for _, j := range spec.Faults.Junk {
-		// Junk names are written into Dir: they must stay inside it.
-		if !filepath.IsLocal(j) || strings.ContainsAny(j, `/\`) || strings.HasPrefix(j, ".") && strings.HasSuffix(j, ".tmp") {
+		// Junk names are written into Dir: they must be bare names in it.
+		if !filepath.IsLocal(j) || strings.ContainsAny(j, `/\`) {
 			return spec, fmt.Errorf("emissim: junk name %q is not a bare file name", j)
 		}
 	}

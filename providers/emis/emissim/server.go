@@ -62,6 +62,10 @@ type Server struct {
 	sshCfg  *ssh.ServerConfig
 	done    chan struct{}
 	wg      sync.WaitGroup
+	stopCtx func() bool
+
+	closeOnce sync.Once
+	closeErr  error
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -120,15 +124,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	s.sshCfg.AddHostKey(hostKey)
 
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		select {
-		case <-ctx.Done():
-			s.Close()
-		case <-s.done:
-		}
-	}()
+	s.stopCtx = context.AfterFunc(ctx, func() { s.Close() })
+	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
 }
@@ -156,21 +153,20 @@ func (s *Server) Connections() int {
 // Close stops listening, closes every connection and waits for all of the
 // server's goroutines.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
+	s.closeOnce.Do(func() {
+		s.stopCtx()
+		s.mu.Lock()
+		s.closed = true
+		close(s.done)
+		s.closeErr = s.ln.Close()
+		for c := range s.conns {
+			c.Close()
+		}
 		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.done)
-	err := s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	s.root.Close()
-	return err
+		s.wg.Wait()
+		s.root.Close()
+	})
+	return s.closeErr
 }
 
 func (s *Server) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {

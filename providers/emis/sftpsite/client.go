@@ -248,7 +248,7 @@ func (c *Client) session(ctx context.Context) (*session, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, net.ErrClosed
+		return nil, ErrClosed
 	}
 	if s := c.cur; s != nil && !s.isDead() {
 		c.mu.Unlock()
@@ -264,7 +264,7 @@ func (c *Client) session(ctx context.Context) (*session, error) {
 	defer c.mu.Unlock()
 	if c.closed {
 		s.close()
-		return nil, net.ErrClosed
+		return nil, ErrClosed
 	}
 	if cur := c.cur; cur != nil && !cur.isDead() {
 		// Another caller reconnected first; use theirs.
@@ -404,7 +404,7 @@ func (c *Client) retryable(s *session, err error) bool {
 	var se *SizeError
 	var st *sftp.StatusError
 	switch {
-	case errors.As(err, &we), errors.As(err, &se), errors.Is(err, ErrChanged), errors.Is(err, ErrBadName):
+	case errors.As(err, &we), errors.As(err, &se), errors.Is(err, ErrChanged), errors.Is(err, ErrBadName), errors.Is(err, ErrClosed):
 		return false
 	case errors.Is(err, ErrIdle):
 		return true
@@ -423,9 +423,16 @@ func (c *Client) retryable(s *session, err error) bool {
 // after IdleTimeout without progress. A cancelled op winds down in the
 // background (its writer refuses further writes) and Close waits for it.
 func (c *Client) watch(ctx context.Context, s *session, op func(*session, *watchdog) error) error {
+	// bg.Add under mu, so that it cannot race with Close's bg.Wait.
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
 	wd := newWatchdog(c.cfg.IdleTimeout, func() { c.drop(s) })
 	res := make(chan error, 1)
-	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
 		defer wd.stop()

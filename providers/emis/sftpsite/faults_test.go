@@ -90,6 +90,34 @@ func TestTransportFaults(t *testing.T) {
 			},
 		},
 		{
+			name:   "close during stall ends fetch",
+			faults: emissim.TransportFaults{StallFile: name, StallFor: time.Minute},
+			run: func(t *testing.T, ctx context.Context, s *site, c *sftpsite.Client, sum [32]byte) {
+				errc := make(chan error, 1)
+				go func() {
+					_, err := c.Fetch(ctx, name, io.Discard, size)
+					errc <- err
+				}()
+				time.Sleep(100 * time.Millisecond)
+				start := time.Now()
+				c.Close()
+				select {
+				case err := <-errc:
+					if err == nil {
+						t.Fatal("Fetch succeeded")
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("Fetch not ended by Close")
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("Close took %s", d)
+				}
+				if _, err := c.List(ctx); !errors.Is(err, sftpsite.ErrClosed) {
+					t.Errorf("List after Close: %v, want ErrClosed", err)
+				}
+			},
+		},
+		{
 			name:   "growing file",
 			faults: emissim.TransportFaults{GrowingFile: name, GrowSteps: 3},
 			run: func(t *testing.T, ctx context.Context, s *site, c *sftpsite.Client, sum [32]byte) {

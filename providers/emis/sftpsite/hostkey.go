@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -135,7 +136,7 @@ func algorithms(keys []ssh.PublicKey) []string {
 	var out []string
 	add := func(algos ...string) {
 		for _, a := range algos {
-			if !contains(out, a) {
+			if !slices.Contains(out, a) {
 				out = append(out, a)
 			}
 		}
@@ -148,15 +149,6 @@ func algorithms(keys []ssh.PublicKey) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // errScanned stops the handshake once ScanHostKey has the key.

@@ -158,6 +158,9 @@ func (e *SizeError) Error() string {
 // ErrIdle reports a connection that made no progress for IdleTimeout.
 var ErrIdle = errors.New("connection stalled")
 
+// ErrClosed reports use of a Client after Close.
+var ErrClosed = errors.New("sftpsite: client closed")
+
 // ErrBadName reports a name Fetch refuses: not one element of RemoteDir.
 var ErrBadName = errors.New("sftpsite: not a plain file name")
 

@@ -10,15 +10,18 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/im1dev/im1/providers/emis/emissim"
@@ -280,9 +283,11 @@ func TestAuthentication(t *testing.T) {
 				// emissim takes its keys at start; restart it with both.
 				s = restartEmissimWith(t, s, pubKey(t, protected))
 			}
+			sock := startAgent(t, protected)
 			cases := []struct {
 				name     string
 				keyFile  string
+				agent    bool
 				getenv   map[string]string
 				wantAuth bool   // want *AuthError
 				wantMsg  string // else want an error containing this ("" = success)
@@ -291,11 +296,14 @@ func TestAuthentication(t *testing.T) {
 				{name: "passphrase from env", keyFile: protectedFile, getenv: map[string]string{env: pass}},
 				{name: "passphrase missing", keyFile: protectedFile, wantMsg: "passphrase-protected"},
 				{name: "passphrase wrong", keyFile: protectedFile, getenv: map[string]string{env: "nope"}, wantMsg: "passphrase from $" + env},
+				{name: "agent", agent: true, getenv: map[string]string{"SSH_AUTH_SOCK": sock}},
+				{name: "agent and a wrong key file", keyFile: wrongKey, agent: true, getenv: map[string]string{"SSH_AUTH_SOCK": sock}},
+				{name: "agent without socket", agent: true, wantMsg: "SSH_AUTH_SOCK"},
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					cfg := s.cfg
-					cfg.AuthKeyFile, cfg.PassphraseEnv = tc.keyFile, env
+					cfg.AuthKeyFile, cfg.PassphraseEnv, cfg.UseAgent = tc.keyFile, env, tc.agent
 					cfg.Getenv = func(k string) string { return tc.getenv[k] }
 					start := time.Now()
 					c, err := sftpsite.Dial(ctx, cfg)
@@ -327,6 +335,39 @@ func TestAuthentication(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startAgent serves an ssh-agent holding key on a socket in a temp dir.
+func startAgent(t *testing.T, key ed25519.PrivateKey) string {
+	t.Helper()
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				agent.ServeAgent(keyring, conn)
+			}()
+		}
+	}()
+	return sock
 }
 
 // restartEmissimWith replaces s's emissim server by one that also accepts
