@@ -26,7 +26,7 @@ type Observer interface {
 
 // ApplyResult counts what apply did.
 type ApplyResult struct {
-	Done, Failed, Skipped int
+	Done, Failed, Skipped     int
 	Added, Changed, Destroyed int
 }
 

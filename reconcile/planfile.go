@@ -43,18 +43,18 @@ type Doc struct {
 
 // ResourceChange is one resource instance in the JSON plan.
 type ResourceChange struct {
-	Address      string            `json:"address"`
-	Type         string            `json:"type"`
-	Name         string            `json:"name"`
-	Index        string            `json:"index,omitempty"`
-	Action       providers.Action  `json:"action"`
-	Reason       string            `json:"reason,omitempty"`
-	Before       map[string]any    `json:"before"`
-	After        map[string]any    `json:"after"`
-	AfterUnknown []string          `json:"after_unknown,omitempty"`
-	Sensitive    []string          `json:"sensitive,omitempty"`
-	Instances    []InstanceDoc     `json:"instances,omitempty"`
-	DependsOn    []string          `json:"depends_on,omitempty"`
+	Address      string           `json:"address"`
+	Type         string           `json:"type"`
+	Name         string           `json:"name"`
+	Index        string           `json:"index,omitempty"`
+	Action       providers.Action `json:"action"`
+	Reason       string           `json:"reason,omitempty"`
+	Before       map[string]any   `json:"before"`
+	After        map[string]any   `json:"after"`
+	AfterUnknown []string         `json:"after_unknown,omitempty"`
+	Sensitive    []string         `json:"sensitive,omitempty"`
+	Instances    []InstanceDoc    `json:"instances,omitempty"`
+	DependsOn    []string         `json:"depends_on,omitempty"`
 }
 
 // InstanceDoc is one expected delivery of an extract.

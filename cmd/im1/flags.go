@@ -9,7 +9,6 @@ import (
 	"github.com/im1dev/im1/config"
 )
 
-
 type varFlag struct {
 	args *[]config.VarArg
 	file bool

@@ -154,6 +154,8 @@ func (c *cli) keysCommand() *ffcli.Command {
 		Name: "keys", ShortUsage: "im1 keys <list|export>", FlagSet: c.newFlags("keys"),
 		ShortHelp:   "List and export OpenPGP keys.",
 		Subcommands: []*ffcli.Command{list, export},
-		Exec:        func(context.Context, []string) error { return &exitError{1, errors.New("keys needs a subcommand: list or export")} },
+		Exec: func(context.Context, []string) error {
+			return &exitError{1, errors.New("keys needs a subcommand: list or export")}
+		},
 	}
 }

@@ -288,7 +288,9 @@ func (c *cli) applyCommand() *ffcli.Command {
 }
 
 // lineObserver prints apply progress one line per event, as Terraform does.
-type lineObserver struct{ w interface{ Write([]byte) (int, error) } }
+type lineObserver struct {
+	w interface{ Write([]byte) (int, error) }
+}
 
 var ing = map[providers.Action][2]string{
 	providers.Create:  {"Creating...", "Creation complete"},

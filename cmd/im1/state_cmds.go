@@ -176,7 +176,9 @@ func (c *cli) stateCommand() *ffcli.Command {
 		Name: "state", ShortUsage: "im1 state <list|show|rm|mv|pull|backup>", FlagSet: c.newFlags("state"),
 		ShortHelp:   "Inspect and edit state.",
 		Subcommands: []*ffcli.Command{list, show, rm, mv, pull, backup},
-		Exec:        func(context.Context, []string) error { return &exitError{1, errors.New("state needs a subcommand: list, show, rm, mv, pull or backup")} },
+		Exec: func(context.Context, []string) error {
+			return &exitError{1, errors.New("state needs a subcommand: list, show, rm, mv, pull or backup")}
+		},
 	}
 }
 
