@@ -53,6 +53,9 @@ type Env struct {
 
 // Dirs are the directories of the im1 block, all absolute.
 type Dirs struct {
+	// Config is the configuration directory; relative paths in the
+	// configuration (key files, gateway roots) resolve against it.
+	Config  string
 	Landing string
 	Archive string
 	Handoff string

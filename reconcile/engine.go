@@ -97,7 +97,7 @@ func Load(opts Options) (*Engine, hcl.Diagnostics) {
 	e.env = &providers.Env{
 		Now:      opts.Now,
 		Zone:     st.Zone,
-		Dirs:     providers.Dirs{Landing: st.Landing, Archive: st.Archive, Handoff: st.Handoff},
+		Dirs:     providers.Dirs{Config: cfg.Dir, Landing: st.Landing, Archive: st.Archive, Handoff: st.Handoff},
 		Log:      opts.Log,
 		Progress: opts.Progress,
 		Getenv:   opts.Getenv,
@@ -141,8 +141,17 @@ func (e *Engine) openState(ctx context.Context, write bool) error {
 	return nil
 }
 
-// Close releases the state.
+// Close releases the state
+// and lets providers close what they held for the run (one SSH connection
+// per site per run, reused by every resource that needs it).
 func (e *Engine) Close() error {
+	seen := map[io.Closer]bool{}
+	for _, p := range e.opts.Registry {
+		if c, ok := p.(io.Closer); ok && !seen[c] {
+			seen[c] = true
+			_ = c.Close()
+		}
+	}
 	if e.store == nil {
 		return nil
 	}

@@ -129,6 +129,9 @@ func Check(r io.Reader, w io.Writer, spec CSVSpec) (Stats, error) {
 	}
 	c := checker{spec: spec, src: src, recs: recs}
 	err := c.run()
+	if werr := src.finish(); err == nil {
+		err = werr
+	}
 	if c.orgs != nil {
 		c.st.PerOrg = make(map[string]int64, len(c.orgs))
 		for k, n := range c.orgs {

@@ -105,6 +105,7 @@ func (d *Dir) mkdirAll(rel string) error {
 
 // Pending is a file being written under rel+".partial". Commit makes it
 // appear, complete and durable, under its final name; Abort removes it.
+// A Pending is used by one goroutine at a time.
 type Pending struct {
 	d       *Dir
 	rel     string
@@ -167,7 +168,9 @@ func (p *Pending) Write(b []byte) (int, error) {
 
 // Commit flushes and fsyncs the file, renames it to its final name and
 // fsyncs the directory, so after a crash the final name either is absent
-// or names the complete file. On failure the partial file is removed.
+// or names the complete file. On failure the partial file is removed; if
+// only the final directory fsync fails, the file is in place but may not
+// survive a power loss, and the error says so.
 func (p *Pending) Commit() error {
 	if p.done {
 		return fmt.Errorf("landing: %s already committed or aborted", p.rel)
@@ -198,7 +201,10 @@ func (p *Pending) commit() error {
 		return err
 	}
 	p.done = true
-	return p.d.syncDir(filepath.Dir(p.rel))
+	if err := p.d.syncDir(filepath.Dir(p.rel)); err != nil {
+		return fmt.Errorf("renamed, but syncing the directory failed: %w", err)
+	}
+	return nil
 }
 
 // syncDir makes a rename in rel durable.

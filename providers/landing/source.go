@@ -14,14 +14,12 @@ import (
 // source is the byte stage of Check: it reads the plaintext, strips a
 // leading BOM, rejects bytes no table may hold (NUL, invalid UTF-8,
 // undefined Windows-1252 codes), decodes to UTF-8, and tees the decoded
-// bytes to the output and the hash before the parser sees them. So the
-// landed file is the input (decoded), byte for byte, never a re-serialised
-// copy. When it finds a bad byte it first delivers everything before it, so
+// bytes to the output and the hash as the parser sees them. So the landed
+// file is the input (decoded), byte for byte, never a re-serialised copy. When it finds a bad byte it first delivers everything before it, so
 // the parser reports any earlier error first.
 type source struct {
 	r   io.Reader
-	w   io.Writer
-	h   hash.Hash
+	tee *tee
 	enc Encoding
 
 	raw   []byte            // read buffer
@@ -57,7 +55,7 @@ var win1252 = func() (t [256][]byte) {
 }()
 
 func newSource(r io.Reader, w io.Writer, h hash.Hash, enc Encoding, limit int64) *source {
-	s := &source{r: r, w: w, h: h, enc: enc, raw: make([]byte, readBuffer), limit: limit}
+	s := &source{r: r, tee: startTee(w, h), enc: enc, raw: make([]byte, readBuffer), limit: limit}
 	if enc == Windows1252 {
 		s.dec = make([]byte, 0, 3*readBuffer) // at most 3 UTF-8 bytes per input byte
 	}
@@ -78,6 +76,11 @@ func (s *source) Read(p []byte) (int, error) {
 
 // fill reads the next chunk into pend, or sets err.
 func (s *source) fill() {
+	// The buffers are about to be reused: the last chunk must be written.
+	if err := s.tee.wait(); err != nil {
+		s.err = err
+		return
+	}
 	if s.out-s.recEnd > s.limit+2*readBuffer {
 		s.err = errRecordTooLong
 		return
@@ -115,11 +118,7 @@ func (s *source) fill() {
 		buf = decode1252(s.dec[:0], buf)
 	}
 	if len(buf) > 0 {
-		if _, err := s.w.Write(buf); err != nil {
-			s.err = fmt.Errorf("write output: %w", err)
-			return
-		}
-		s.h.Write(buf)
+		s.tee.send(buf)
 		s.out += int64(len(buf))
 		s.lines += int64(bytes.Count(buf, nl))
 	}
@@ -134,6 +133,58 @@ func (s *source) fill() {
 }
 
 var nl = []byte{'\n'}
+
+// finish waits for the output and stops the tee; it returns the first
+// write error.
+func (s *source) finish() error { return s.tee.stop() }
+
+// tee writes and hashes each chunk on its own goroutine while the parser
+// works through the same chunk, so hashing and disk writes overlap with
+// parsing (the slower half) on a second core. One chunk is in flight; the
+// source waits for it before it reuses its buffers.
+type tee struct {
+	work    chan []byte
+	done    chan error
+	busy    bool
+	stopped bool
+	err     error // first write error
+}
+
+func startTee(w io.Writer, h hash.Hash) *tee {
+	t := &tee{work: make(chan []byte), done: make(chan error)}
+	go func() {
+		for b := range t.work {
+			_, err := w.Write(b)
+			h.Write(b)
+			t.done <- err
+		}
+	}()
+	return t
+}
+
+func (t *tee) send(b []byte) {
+	t.work <- b
+	t.busy = true
+}
+
+func (t *tee) wait() error {
+	if t.busy {
+		t.busy = false
+		if err := <-t.done; err != nil && t.err == nil {
+			t.err = fmt.Errorf("write output: %w", err)
+		}
+	}
+	return t.err
+}
+
+func (t *tee) stop() error {
+	err := t.wait()
+	if !t.stopped {
+		t.stopped = true
+		close(t.work)
+	}
+	return err
+}
 
 // badByte returns the index of the first byte the encoding forbids and
 // why, or -1. An incomplete UTF-8 sequence at the end is bad: the caller

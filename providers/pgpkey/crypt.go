@@ -69,10 +69,34 @@ type Plaintext struct {
 	SignerFingerprint string
 
 	md       *openpgp.MessageDetails
+	src      *srcReader
 	opts     DecryptOptions
 	max, n   int64
 	err      error
 	verified bool
+}
+
+// srcReader remembers a failure of the underlying reader (a dropped
+// connection), which is reported as itself rather than as a verdict on the
+// message.
+type srcReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *srcReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *srcReader) or(err error) error {
+	if s.err != nil {
+		return fmt.Errorf("read ciphertext: %w", s.err)
+	}
+	return err
 }
 
 // ring is the KeyRing given to go-crypto: our keys and the signers, and a
@@ -113,13 +137,14 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 	if max <= 0 {
 		max = DefaultMaxDecompressed
 	}
-	br := bufio.NewReaderSize(r, 1<<20)
-	head, perr := br.Peek(1024)
+	src := &srcReader{r: r}
+	br := bufio.NewReaderSize(src, 1<<20)
+	head, _ := br.Peek(1024)
 	if len(head) == 0 {
-		if perr == nil || perr == io.EOF {
+		if src.err == nil {
 			return nil, fmt.Errorf("%w: empty input (truncated?)", ErrIntegrity)
 		}
-		return nil, perr
+		return nil, src.or(nil)
 	}
 	var body io.Reader = br
 	if head[0]&0x80 == 0 {
@@ -129,7 +154,7 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 		}
 		block, err := armor.Decode(br)
 		if err != nil {
-			return nil, classifyHeader(err)
+			return nil, src.or(classifyHeader(err))
 		}
 		if block.Type != openpgp.MessageType {
 			return nil, fmt.Errorf("%w: armoured %q, not a PGP MESSAGE", ErrNotEncrypted, block.Type)
@@ -143,7 +168,7 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 		if errors.Is(err, pgperrors.ErrKeyIncorrect) {
 			return nil, noKeyError(kr.asked, opts.Keys)
 		}
-		return nil, classifyHeader(err)
+		return nil, src.or(classifyHeader(err))
 	}
 	if !md.IsEncrypted {
 		return nil, fmt.Errorf("%w: signed or literal data only", ErrNotEncrypted)
@@ -151,7 +176,7 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 	if md.IsSymmetricallyEncrypted && md.DecryptedWith.Entity == nil {
 		return nil, fmt.Errorf("%w: passphrase-encrypted message", ErrNoKey)
 	}
-	pt = &Plaintext{md: md, opts: opts, max: max}
+	pt = &Plaintext{md: md, opts: opts, max: max, src: src}
 	if e := md.DecryptedWith.Entity; e != nil {
 		pt.KeyFingerprint = fingerprint(e)
 	}
@@ -260,7 +285,7 @@ func (p *Plaintext) Read(b []byte) (n int, err error) {
 		p.verified = true
 		return n, io.EOF
 	case err != nil:
-		p.err = classifyBody(err)
+		p.err = p.src.or(classifyBody(err))
 		return n, p.err
 	}
 	return n, nil

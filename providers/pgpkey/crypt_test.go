@@ -160,3 +160,32 @@ func TestDecryptRejects(t *testing.T) {
 		}
 	})
 }
+
+// failingReader returns data and then a transport error.
+type failingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failingReader) Read(b []byte) (int, error) {
+	n, err := f.r.Read(b)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+func TestDecryptReportsReadErrors(t *testing.T) {
+	keys := openpgp.EntityList{pgpkeytest.Entity(t, "curve25519")}
+	msg := encrypt(t, bytes.Repeat([]byte("x"), 100000), keys, pgpkey.EncryptOptions{})
+	dropped := errors.New("connection lost")
+	for _, n := range []int{0, 50, len(msg) / 2} {
+		pt, err := pgpkey.Decrypt(&failingReader{r: bytes.NewReader(msg[:n]), err: dropped}, pgpkey.DecryptOptions{Keys: keys})
+		if err == nil {
+			_, err = io.ReadAll(pt)
+		}
+		if !errors.Is(err, dropped) {
+			t.Errorf("cut at %d: got %v, want the read error", n, err)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+// Package extract is the `extract` resource: it binds a source (an EMIS
+// site or a SystmOne strategic report), a dataset and a schedule, expands
+// into one instance per expected delivery, and hands the supplier-facing
+// work to the source's provider.
+package extract
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/providers/record"
+	"github.com/im1dev/im1/schema"
+	"github.com/im1dev/im1/state"
+)
+
+// Request is one extract's evaluated configuration.
+type Request struct {
+	Addr     string
+	Source   cty.Value // the emis_site / systmone_strategic_report object
+	Dataset  cty.Value
+	Schedule Schedule
+	Env      *providers.Env
+}
+
+// Source is what a supplier provider implements for extracts.
+type Source interface {
+	// PlanExtract reads state and what refresh observed, and returns one
+	// change per expected delivery, in key order, plus findings.
+	PlanExtract(ctx context.Context, req *Request) ([]providers.InstanceChange, hcl.Diagnostics, error)
+	// ApplyExtract carries out the actionable changes.
+	ApplyExtract(ctx context.Context, req *Request, changes []providers.InstanceChange) hcl.Diagnostics
+}
+
+// Resource is the extract resource type.
+type Resource struct {
+	providers.NoRefresh
+	// Sources maps a source block type (emis_site) to its provider.
+	Sources map[string]Source
+}
+
+// Schema is the extract block.
+func (r *Resource) Schema() *schema.Block { return record.Extract }
+
+func (r *Resource) request(addr string, v cty.Value, env *providers.Env) (*Request, Source, error) {
+	src := providers.GetAttr(v, "source")
+	srcAddr := providers.String(src, "address")
+	if srcAddr == "" {
+		return nil, nil, fmt.Errorf("source must be a reference to an emis_site or systmone_strategic_report block")
+	}
+	typ := strings.SplitN(srcAddr, ".", 2)[0]
+	s, ok := r.Sources[typ]
+	if !ok {
+		return nil, nil, fmt.Errorf("source %s is a %s; an extract's source must be an emis_site or a systmone_strategic_report", srcAddr, typ)
+	}
+	zone := env.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	sched, err := ParseSchedule(providers.GetAttr(v, "schedule"), zone)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Request{Addr: addr, Source: src, Dataset: providers.GetAttr(v, "dataset"), Schedule: sched, Env: env}, s, nil
+}
+
+// Plan combines the binding's own lifecycle with the source's instances.
+func (r *Resource) Plan(ctx context.Context, req *providers.PlanRequest) (*providers.PlanResponse, error) {
+	resp := record.Plan(record.Extract, req.Config, req.Prior)
+	if req.Config == cty.NilVal {
+		resp.Reason = "no longer declared; landed data stays where it is"
+		return resp, nil
+	}
+	if !req.Config.IsWhollyKnown() && !knownEnough(req.Config) {
+		return resp, nil
+	}
+	er, src, err := r.request(req.Addr, req.Config, req.Env)
+	if err != nil {
+		return nil, err
+	}
+	inst, diags, err := src.PlanExtract(ctx, er)
+	if err != nil {
+		return nil, err
+	}
+	resp.Instances = inst
+	resp.Diagnostics = diags
+	return resp, nil
+}
+
+// knownEnough reports whether the source, dataset and schedule references
+// can be planned even though some of their attributes are unknown (a new
+// key's fingerprint): the source provider then plans with what it knows.
+func knownEnough(v cty.Value) bool {
+	for _, a := range []string{"source", "dataset", "schedule"} {
+		if providers.String(providers.GetAttr(v, a), "address") == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Apply records the binding and lets the source do the deliveries' work.
+func (r *Resource) Apply(ctx context.Context, req *providers.ApplyRequest) (*providers.ApplyResponse, error) {
+	if req.Config == cty.NilVal {
+		return &providers.ApplyResponse{}, nil
+	}
+	out := &providers.ApplyResponse{State: &providers.Prior{Value: req.Config, Status: state.StatusReady}}
+	var todo []providers.InstanceChange
+	for _, ic := range req.Planned.Instances {
+		if !ic.Settled && (ic.Action == providers.Fetch || ic.Action == providers.Repair || ic.Action == providers.Request) {
+			todo = append(todo, ic)
+		}
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
+	er, src, err := r.request(req.Addr, req.Config, req.Env)
+	if err != nil {
+		return nil, err
+	}
+	out.Diagnostics = src.ApplyExtract(ctx, er, todo)
+	return out, nil
+}

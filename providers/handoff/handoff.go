@@ -1,0 +1,143 @@
+// Package handoff writes the documents im1 hands to a supplier (a public
+// key, a strategic-report sheet, a re-extract request) into the handoff
+// directory: handoff/<supplier>/<source>/<kind>-<id>.json, a versioned JSON
+// document with a human-readable twin beside it. Suppliers (or simulators)
+// answer in <kind>-<id>.ack.json; im1 marks a handoff done only when
+// deliveries prove it.
+package handoff
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Version of the handoff document format.
+const Version = 1
+
+// Kinds of handoff.
+const (
+	PublicKey        = "public_key"
+	ReportConfig     = "report_config"
+	ReextractRequest = "reextract_request"
+)
+
+// Doc is a handoff document.
+type Doc struct {
+	Version int             `json:"version"`
+	Kind    string          `json:"kind"`
+	ID      string          `json:"id"`
+	Source  string          `json:"source"`
+	Created time.Time       `json:"created"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Ack is a supplier's answer.
+type Ack struct {
+	Version int       `json:"version"`
+	Status  string    `json:"status"` // accepted, done, rejected
+	Note    string    `json:"note,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// Dir is the folder of one source's handoffs.
+func Dir(root, supplier, sourceDir string) string {
+	return filepath.Join(root, supplier, sourceDir)
+}
+
+// Write stores a handoff atomically, with its twin (e.g. ".asc" or ".md")
+// when twin is not nil. It returns the JSON document's path.
+func Write(dir, kind, id, source string, created time.Time, payload any, twinExt string, twin []byte) (string, error) {
+	if strings.ContainsAny(id, `/\`) || strings.Contains(id, "..") {
+		return "", fmt.Errorf("handoff id %q is not a plain name", id)
+	}
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(Doc{Version: Version, Kind: kind, ID: id, Source: source, Created: created.UTC(), Payload: p}, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", err
+	}
+	base := filepath.Join(dir, kind+"-"+id)
+	if twin != nil {
+		if err := writeAtomic(base+twinExt, twin); err != nil {
+			return "", err
+		}
+	}
+	if err := writeAtomic(base+".json", append(b, '\n')); err != nil {
+		return "", err
+	}
+	return base + ".json", nil
+}
+
+// ReadAck returns the supplier's answer to a handoff, nil when none.
+func ReadAck(dir, kind, id string) (*Ack, error) {
+	b, err := os.ReadFile(filepath.Join(dir, kind+"-"+id+".ack.json"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a Ack
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("handoff ack %s-%s: %w", kind, id, err)
+	}
+	return &a, nil
+}
+
+// List returns the handoffs of one kind in a folder, oldest first.
+func List(dir, kind string) ([]Doc, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, kind+"-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Doc
+	for _, m := range matches {
+		if strings.HasSuffix(m, ".ack.json") {
+			continue
+		}
+		b, err := os.ReadFile(m)
+		if err != nil {
+			return nil, err
+		}
+		var d Doc
+		if err := json.Unmarshal(b, &d); err != nil || d.Version != Version || d.Kind != kind {
+			continue // not ours, or a future version: leave it alone
+		}
+		out = append(out, d)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".partial"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
