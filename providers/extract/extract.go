@@ -126,3 +126,16 @@ func (r *Resource) Apply(ctx context.Context, req *providers.ApplyRequest) (*pro
 	out.Diagnostics = src.ApplyExtract(ctx, er, todo)
 	return out, nil
 }
+
+// NotYet is the source for a supplier whose ingestion this version does not
+// have: the binding is recorded, and plan says plainly that nothing is fetched.
+type NotYet struct{ What string }
+
+// PlanExtract returns no instances and a warning.
+func (n NotYet) PlanExtract(_ context.Context, req *Request) ([]providers.InstanceChange, hcl.Diagnostics, error) {
+	return nil, hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: n.What + " is not supported by this version of im1",
+		Detail: req.Addr + " is recorded in state, but no deliveries are planned or fetched for it."}}, nil
+}
+
+// ApplyExtract does nothing.
+func (NotYet) ApplyExtract(context.Context, *Request, []providers.InstanceChange) hcl.Diagnostics { return nil }

@@ -1,0 +1,636 @@
+package emis
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/providers/check"
+	"github.com/im1dev/im1/providers/emis/emisfile"
+	"github.com/im1dev/im1/providers/emis/sftpsite"
+	"github.com/im1dev/im1/providers/extract"
+	"github.com/im1dev/im1/providers/handoff"
+	"github.com/im1dev/im1/providers/landing"
+	"github.com/im1dev/im1/providers/pgpkey"
+	"github.com/im1dev/im1/state"
+)
+
+func statDir(p string) (os.FileInfo, error) { return os.Stat(p) }
+
+// PlanExtract implements extract.Source.
+func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]providers.InstanceChange, hcl.Diagnostics, error) {
+	if !req.Source.IsWhollyKnown() {
+		// The site itself is still to be created (a new key's fingerprint
+		// is known only after apply): its deliveries are planned then.
+		return nil, nil, nil
+	}
+	entries, err := p.list(ctx, req.Source, req.Env, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	ep, err := p.planExtract(ctx, req, entries)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ep.instances(req.Schedule, req.Env.Now(), req.Addr), ep.diags, nil
+}
+
+// run is one apply of one extract.
+type run struct {
+	p       *Provider
+	req     *extract.Request
+	env     *providers.Env
+	client  *sftpsite.Client
+	keys    openpgp.EntityList
+	signers openpgp.EntityList
+	archive *landing.Dir
+	land    *landing.Dir
+	diags   hcl.Diagnostics
+}
+
+// ApplyExtract implements extract.Source: fetch, verify, land, repair, and
+// request what is missing. Nothing half-done is recorded as landed.
+func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, changes []providers.InstanceChange) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	fail := func(summary string, err error) hcl.Diagnostics {
+		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()})
+	}
+	env := req.Env
+	todo := map[string]providers.InstanceAction{}
+	for _, c := range changes {
+		todo[c.Key] = c.Action
+	}
+	r := &run{p: p, req: req, env: env}
+	var err error
+	if r.client, err = p.client(ctx, req.Source, env); err != nil {
+		return fail("cannot reach the EMIS site", err)
+	}
+	entries, err := p.list(ctx, req.Source, env, true)
+	if err != nil {
+		return fail("cannot list the EMIS site", err)
+	}
+	entries, unstable, err := r.stable(ctx, entries)
+	if err != nil {
+		return fail("checking the site listing", err)
+	}
+	for _, n := range unstable {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "still being uploaded: " + n, Detail: "Two listings disagreed on its size or time; it is fetched on a later run."})
+	}
+	ep, err := p.planExtract(ctx, req, entries)
+	if err != nil {
+		return fail("planning the extract", err)
+	}
+	if r.archive, err = landing.OpenDir(env.Dirs.Archive, env.FileMode, env.DirMode); err != nil {
+		return fail("opening the archive directory", err)
+	}
+	defer r.archive.Close()
+	if r.land, err = landing.OpenDir(env.Dirs.Landing, env.FileMode, env.DirMode); err != nil {
+		return fail("opening the landing directory", err)
+	}
+	defer r.land.Close()
+	needKeys := false
+	for _, k := range ep.order {
+		if todo[k] == providers.Fetch || todo[k] == providers.Repair {
+			needKeys = true
+		}
+	}
+	if needKeys {
+		fprs := providers.Strings(req.Dataset, "recipient_keys")
+		if len(fprs) == 0 {
+			fprs = providers.Strings(req.Source, "recipient_keys")
+		}
+		if r.keys, err = decryptionKeys(ctx, env, fprs); err != nil {
+			return fail("unlocking the recipient keys", err)
+		}
+		if f := providers.String(req.Source, "sender_key_file"); f != "" {
+			b, err := os.ReadFile(resolve(env, f))
+			if err != nil {
+				return fail("reading sender_key_file", err)
+			}
+			e, err := pgpkey.ParsePublic(string(b))
+			if err != nil {
+				return fail("parsing sender_key_file", err)
+			}
+			r.signers = openpgp.EntityList{e}
+		}
+	}
+	for _, k := range ep.order {
+		if err := ctx.Err(); err != nil {
+			return append(diags, r.diags...)
+		}
+		pp := ep.periods[k]
+		switch todo[k] {
+		case providers.Fetch, providers.Repair:
+			sort.SliceStable(pp.batches, func(i, j int) bool { return batchTime(pp.batches[i]).Before(batchTime(pp.batches[j])) })
+			for _, bp := range pp.batches {
+				var err error
+				switch {
+				case len(bp.repair) > 0:
+					err = r.repair(ctx, bp)
+				case bp.problem != "" || bp.blocked != "":
+					continue
+				default:
+					err = r.fetchBatch(ctx, pp, bp)
+				}
+				if err != nil {
+					// A later delta must not land before this one.
+					return append(append(diags, r.diags...), &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "extract " + k + ": " + firstLine(err.Error()), Detail: err.Error()})
+				}
+			}
+		case providers.Request:
+			if err := r.request(ctx, k); err != nil {
+				diags = fail("writing the re-extract request for "+k, err)
+			}
+		}
+	}
+	return append(diags, r.diags...)
+}
+
+func batchTime(bp *batchPlan) time.Time {
+	if bp.batch != nil {
+		return bp.batch.Time
+	}
+	return bp.delivery.Cutoff
+}
+
+// stable keeps the files that two listings agree on: an earlier listing
+// recorded in state, or one taken stable_after ago in this run.
+func (r *run) stable(ctx context.Context, entries []sftpsite.Entry) ([]sftpsite.Entry, []string, error) {
+	src := providers.String(r.req.Source, "address")
+	prior := map[string]state.Listing{}
+	ls, err := r.env.Store.Listings(ctx, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range ls {
+		prior[l.Name] = l
+	}
+	same := func(e sftpsite.Entry, l state.Listing) bool {
+		return e.Size == l.Size && e.MTime.Equal(l.MTime)
+	}
+	var unconfirmed []sftpsite.Entry
+	for _, e := range entries {
+		if l, ok := prior[e.Name]; !ok || !same(e, l) {
+			unconfirmed = append(unconfirmed, e)
+		}
+	}
+	now := r.env.Now().UTC()
+	record := func(list []sftpsite.Entry) error {
+		return r.env.Store.Tx(ctx, func(tx state.Tx) error {
+			for _, e := range list {
+				l := state.Listing{Source: src, Name: e.Name, Size: e.Size, MTime: e.MTime, FirstSeen: now, LastSeen: now}
+				if p, ok := prior[e.Name]; ok && same(e, p) {
+					l.FirstSeen = p.FirstSeen
+				}
+				if err := tx.PutListing(l); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if len(unconfirmed) == 0 {
+		return entries, nil, record(entries)
+	}
+	if err := record(unconfirmed); err != nil {
+		return nil, nil, err
+	}
+	wait, _ := check.ParseDuration(providers.String(r.req.Source, "stable_after"))
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	again, err := r.p.list(ctx, r.req.Source, r.env, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	first := map[string]sftpsite.Entry{}
+	for _, e := range unconfirmed {
+		first[e.Name] = e
+	}
+	var out []sftpsite.Entry
+	var unstable []string
+	for _, e := range again {
+		f, wasNew := first[e.Name]
+		switch {
+		case !wasNew:
+			if _, ok := prior[e.Name]; ok {
+				out = append(out, e)
+			}
+		case f.Size == e.Size && f.MTime.Equal(e.MTime):
+			out = append(out, e)
+		default:
+			if _, err := emisfile.ParseName(e.Name); err == nil {
+				unstable = append(unstable, e.Name)
+			}
+		}
+	}
+	return out, unstable, record(out)
+}
+
+// landed is one verified file waiting for the batch to complete.
+type landed struct {
+	name    emisfile.Name
+	table   string
+	pending *landing.Pending
+	stats   landing.Stats
+	file    state.File
+}
+
+// fetchBatch downloads, archives, decrypts, validates and lands one batch
+// (or its late files). Files land only when every file of the batch has
+// passed decryption, integrity and CSV checks; then manifest.json is
+// written last and state is committed.
+func (r *run) fetchBatch(ctx context.Context, pp *periodPlan, bp *batchPlan) error {
+	b := bp.batch
+	src := providers.String(r.req.Source, "address")
+	day := extract.Key(pp.key)
+	batchDir := path.Join(dirName(r.req.Addr), dirName(src), day, b.ID)
+	archDir := path.Join(dirName(r.req.Addr), dirName(src), b.ID)
+	results := make([]*landed, len(bp.fetch))
+	errs := make([]error, len(bp.fetch))
+	quarantine := make([]bool, len(bp.fetch))
+	workers := r.p.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i, n := range bp.fetch {
+		wg.Add(1)
+		go func(i int, n emisfile.Name) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			e := bp.entries[n.Raw]
+			archRel := path.Join(archDir, n.Raw)
+			sum, size, err := r.download(ctx, n.Raw, e, archRel)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", n.Raw, err)
+				return
+			}
+			l, err := r.verify(n, archRel, path.Join(batchDir, n.FileType()+".csv"))
+			if err != nil {
+				errs[i], quarantine[i] = fmt.Errorf("%s: %w", n.Raw, err), true
+				return
+			}
+			l.file.RemoteSize, l.file.RemoteMTime = e.Size, e.MTime
+			l.file.ArchivePath, l.file.ArchiveSHA256, l.file.ArchiveSize = archRel, sum, size
+			results[i] = l
+		}(i, n)
+	}
+	wg.Wait()
+	abort := func() {
+		for _, l := range results {
+			if l != nil {
+				l.pending.Abort()
+			}
+		}
+	}
+	var transport, bad []error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if quarantine[i] {
+			bad = append(bad, err)
+		} else {
+			transport = append(transport, err)
+		}
+	}
+	if len(transport) > 0 {
+		abort()
+		return fmt.Errorf("batch %s not fetched (retried later): %w", b.ID, errors.Join(transport...))
+	}
+	d := bp.delivery
+	if d == nil {
+		d = &state.Delivery{Extract: r.req.Addr, Source: src, Day: day, BatchID: b.ID, Kind: bp.kind,
+			SeqFrom: strconv.FormatInt(b.ProcStart, 10), SeqTo: strconv.FormatInt(b.ProcEnd, 10),
+			Cutoff: b.Time, Path: batchDir}
+	}
+	if len(bad) > 0 {
+		abort()
+		reason := firstLine(errors.Join(bad...).Error())
+		r.diags = append(r.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "batch " + b.ID + " quarantined: " + reason,
+			Detail: "Nothing of this batch was landed. The ciphertext stays in the archive as evidence: " + path.Join(r.archive.Path(), archDir) + ". " + errors.Join(bad...).Error()})
+		if bp.delivery != nil {
+			return nil // late files of a landed batch: the landed part stands
+		}
+		d.Status, d.Reason = state.DeliveryQuarantined, reason
+		return r.env.Store.Tx(ctx, func(tx state.Tx) error { return tx.PutDelivery(d) })
+	}
+	for _, l := range results {
+		if err := l.pending.Commit(); err != nil {
+			abort()
+			return fmt.Errorf("landing %s: %w", l.file.LandedPath, err)
+		}
+	}
+	// Files already landed under this batch (late files add to them).
+	var files []state.File
+	if bp.delivery != nil {
+		prev, err := r.env.Store.Files(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		files = prev
+	}
+	for _, l := range results {
+		files = append(files, l.file)
+	}
+	sum, err := r.writeManifest(d, files)
+	if err != nil {
+		return err
+	}
+	obs, err := r.observations(d, files)
+	if err != nil {
+		r.diags = append(r.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "batch " + b.ID + ": organisation files unreadable", Detail: err.Error()})
+	}
+	d.Status, d.Reason, d.Manifest = state.DeliveryLanded, "", sum
+	return r.env.Store.Tx(ctx, func(tx state.Tx) error {
+		if err := tx.PutDelivery(d); err != nil {
+			return err
+		}
+		for _, l := range results {
+			l.file.DeliveryID = d.ID
+			if err := tx.PutFile(&l.file); err != nil {
+				return err
+			}
+		}
+		if obs != nil {
+			if err := tx.PutObservations(d.ID, obs); err != nil {
+				return err
+			}
+		}
+		if err := r.keyProven(tx, results); err != nil {
+			return err
+		}
+		return r.requestAnswered(tx, day)
+	})
+}
+
+// keyProven marks the public-key handoff done once a batch decrypted with it.
+func (r *run) keyProven(tx state.Tx, results []*landed) error {
+	src := providers.String(r.req.Source, "address")
+	hs, err := r.env.Store.Handoffs(context.Background(), src)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if h.Kind != handoff.PublicKey || h.Status == state.HandoffDone {
+			continue
+		}
+		for _, l := range results {
+			if h.ID == publicKeyHandoffID(src, l.file.KeyID) {
+				h.Status, h.Updated = state.HandoffDone, r.env.Now().UTC()
+				if err := tx.PutHandoff(h); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// requestAnswered marks a re-extract request for this day done: the
+// delivery proves EMIS answered it.
+func (r *run) requestAnswered(tx state.Tx, day string) error {
+	hs, err := r.env.Store.Handoffs(context.Background(), r.req.Addr)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if h.Kind == handoff.ReextractRequest && h.ID == dirName(r.req.Addr)+"-"+day && h.Status != state.HandoffDone {
+			h.Status, h.Updated = state.HandoffDone, r.env.Now().UTC()
+			return tx.PutHandoff(h)
+		}
+	}
+	return nil
+}
+
+// download streams a remote file into the archive (.partial, fsync,
+// rename), hashing as it goes.
+func (r *run) download(ctx context.Context, name string, e sftpsite.Entry, archRel string) (string, int64, error) {
+	pend, err := r.archive.Create(archRel)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	var w io.Writer = io.MultiWriter(pend, h)
+	if r.env.Progress != nil {
+		pw := r.env.Progress.Start(name, e.Size)
+		defer pw.Close()
+		w = io.MultiWriter(w, pw)
+	}
+	n, err := r.client.Fetch(ctx, name, w, e.Size)
+	if err != nil {
+		pend.Abort()
+		return "", 0, err
+	}
+	if err := pend.Commit(); err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// verify decrypts an archived file and validates its CSV into a pending
+// landed file. Nothing it finds counts until the integrity check passed
+// at end of file, and the pending file is not yet renamed into place.
+func (r *run) verify(n emisfile.Name, archRel, landRel string) (l *landed, err error) {
+	t, ok := emisfile.Lookup(n.FileType())
+	if !ok {
+		return nil, fmt.Errorf("unknown EMIS CSV file type %s", n.FileType())
+	}
+	f, err := r.archive.Open(archRel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pt, err := pgpkey.Decrypt(f, pgpkey.DecryptOptions{Keys: r.keys, Signers: r.signers, RequireSignature: len(r.signers) > 0})
+	if err != nil {
+		return nil, err
+	}
+	pend, err := r.land.Create(landRel)
+	if err != nil {
+		return nil, err
+	}
+	spec := landing.CSVSpec{Delimiter: ',', Quote: '"', Encoding: landing.UTF8, NHSColumn: t.NHSColumn, OrgColumn: t.OrgColumn}
+	if t.HasDeleted {
+		spec.DeletedColumn, spec.DeletedValue = "Deleted", "true"
+	}
+	for _, v := range t.Versions {
+		spec.Versions = append(spec.Versions, landing.HeaderVersion{Name: v.Name, Columns: v.Columns})
+	}
+	stats, err := landing.Check(pt, pend, spec)
+	if err != nil {
+		pend.Abort()
+		return nil, err
+	}
+	return &landed{name: n, table: n.FileType(), pending: pend, stats: stats, file: state.File{
+		Table: n.FileType(), RemoteName: n.Raw, LandedPath: landRel, LandedSHA256: stats.SHA256, LandedSize: stats.Bytes,
+		Rows: stats.Rows, DeletedRows: stats.Deleted, BadNHS: stats.BadNHS, KeyID: pt.KeyFingerprint, Status: state.FileLanded,
+	}}, nil
+}
+
+func (r *run) writeManifest(d *state.Delivery, files []state.File) (string, error) {
+	m := &landing.Manifest{Version: landing.ManifestVersion, Extract: d.Extract, Source: d.Source, Supplier: "emis",
+		Day: d.Day, BatchID: d.BatchID, Kind: d.Kind, SeqFrom: d.SeqFrom, SeqTo: d.SeqTo,
+		Cutoff: emisCutoff(d.Cutoff, r.env.Zone), Created: r.env.Now().UTC()}
+	for _, f := range files {
+		m.Files = append(m.Files, landing.ManifestFile{Table: f.Table, Path: path.Base(f.LandedPath), SHA256: f.LandedSHA256,
+			Bytes: f.LandedSize, Rows: f.Rows, Deleted: f.DeletedRows, BadNHS: f.BadNHS, RemoteName: f.RemoteName, KeyFingerprint: f.KeyID,
+			Version: "EMIS"})
+	}
+	return landing.WriteManifest(r.land, path.Join(d.Path, landing.ManifestName), m)
+}
+
+// emisCutoff is midnight before the extract ran: EMIS cuts data off at
+// midnight (SR ticket SD-319).
+func emisCutoff(t time.Time, zone *time.Location) time.Time {
+	if zone == nil {
+		zone = time.UTC
+	}
+	l := t.In(zone)
+	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, zone)
+}
+
+// observations reads the batch's sharing-agreement and organisation files
+// as landed, joined by OrganisationGuid.
+func (r *run) observations(d *state.Delivery, files []state.File) ([]state.Observation, error) {
+	var sharing []emisfile.SharingOrg
+	var orgs []emisfile.Org
+	for _, f := range files {
+		switch f.Table {
+		case emisfile.SharingOrganisation, emisfile.AdminOrganisation:
+		default:
+			continue
+		}
+		fh, err := r.land.Open(f.LandedPath)
+		if err != nil {
+			return nil, err
+		}
+		if f.Table == emisfile.SharingOrganisation {
+			sharing, err = emisfile.ParseSharingOrganisations(fh)
+		} else {
+			orgs, err = emisfile.ParseOrganisations(fh)
+		}
+		fh.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if sharing == nil && orgs == nil {
+		return nil, nil
+	}
+	byGUID := map[string]*state.Observation{}
+	get := func(g string) *state.Observation {
+		g = strings.ToUpper(g)
+		o := byGUID[g]
+		if o == nil {
+			o = &state.Observation{Source: d.Source, OrgGUID: g}
+			byGUID[g] = o
+		}
+		return o
+	}
+	for _, s := range sharing {
+		o := get(s.OrganisationGuid)
+		o.IsActivated, o.Disabled, o.Deleted = s.IsActivated, s.Disabled, s.Deleted
+	}
+	for _, og := range orgs {
+		o := get(og.OrganisationGuid)
+		o.ODS, o.Name = og.ODSCode, og.Name
+	}
+	out := make([]state.Observation, 0, len(byGUID))
+	for _, o := range byGUID {
+		out = append(out, *o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].OrgGUID < out[j].OrgGUID })
+	return out, nil
+}
+
+// repair re-lands missing or changed files: from the archived ciphertext
+// when its hash still matches, else downloaded again.
+func (r *run) repair(ctx context.Context, bp *batchPlan) error {
+	d := bp.delivery
+	var fixed []state.File
+	for _, f := range bp.repair {
+		sum, _, err := r.archive.Hash(f.ArchivePath)
+		if err != nil || sum != f.ArchiveSHA256 {
+			e := sftpsite.Entry{Name: f.RemoteName, Size: f.RemoteSize, MTime: f.RemoteMTime}
+			if sum, _, err = r.download(ctx, f.RemoteName, e, f.ArchivePath); err != nil {
+				return fmt.Errorf("repairing %s: archive unusable and re-download failed: %w", f.LandedPath, err)
+			}
+			if sum != f.ArchiveSHA256 {
+				return fmt.Errorf("repairing %s: the site now serves different bytes under %s", f.LandedPath, f.RemoteName)
+			}
+		}
+		n, err := emisfile.ParseName(f.RemoteName)
+		if err != nil {
+			return err
+		}
+		l, err := r.verify(n, f.ArchivePath, f.LandedPath)
+		if err != nil {
+			return fmt.Errorf("repairing %s: %w", f.LandedPath, err)
+		}
+		if l.stats.SHA256 != f.LandedSHA256 {
+			l.pending.Abort()
+			return fmt.Errorf("repairing %s: re-landed content differs from what was recorded", f.LandedPath)
+		}
+		if err := l.pending.Commit(); err != nil {
+			return err
+		}
+		f.Reason = ""
+		fixed = append(fixed, f)
+	}
+	all, err := r.env.Store.Files(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	sum, err := r.writeManifest(d, all)
+	if err != nil {
+		return err
+	}
+	d.Manifest = sum
+	return r.env.Store.Tx(ctx, func(tx state.Tx) error {
+		for i := range fixed {
+			if err := tx.PutFile(&fixed[i]); err != nil {
+				return err
+			}
+		}
+		return tx.PutDelivery(d)
+	})
+}
+
+// request hands EMIS a re-extract request for a missing delivery.
+func (r *run) request(ctx context.Context, key string) error {
+	src := providers.String(r.req.Source, "address")
+	id := dirName(r.req.Addr) + "-" + key
+	dir := handoff.Dir(r.env.Dirs.Handoff, "emis", dirName(src))
+	payload := map[string]any{"extract": r.req.Addr, "site": src, "day": key,
+		"sharing_agreement": providers.String(r.req.Source, "sharing_agreement"),
+		"reason":            "no delivery arrived for " + key}
+	md := fmt.Sprintf("# Re-extract request\n\nExtract `%s` from EMIS site `%s` has no delivery for %s.\nPlease re-extract it for sharing agreement %s.\n", r.req.Addr, src, key, providers.String(r.req.Source, "sharing_agreement"))
+	p, err := handoff.Write(dir, handoff.ReextractRequest, id, r.req.Addr, r.env.Now(), payload, ".md", []byte(md))
+	if err != nil {
+		return err
+	}
+	now := r.env.Now().UTC()
+	return r.env.Store.Tx(ctx, func(tx state.Tx) error {
+		return tx.PutHandoff(state.Handoff{ID: id, Source: r.req.Addr, Kind: handoff.ReextractRequest, Path: p, Status: state.HandoffAwaiting, Created: now, Updated: now})
+	})
+}
