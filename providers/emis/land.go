@@ -400,6 +400,17 @@ func (r *run) keyProven(tx state.Tx, results []*landed) error {
 				if err := tx.PutHandoff(h); err != nil {
 					return err
 				}
+				// The delivery is the proof the site waited for.
+				site, err := r.env.Store.Resource(context.Background(), src)
+				if err != nil {
+					return err
+				}
+				if site != nil && site.Status == state.StatusAwaitingSupplier {
+					site.Status = state.StatusReady
+					if err := tx.PutResource(*site); err != nil {
+						return err
+					}
+				}
 				break
 			}
 		}

@@ -1,0 +1,270 @@
+// Package e2e holds end-to-end tests: the real engine and providers against
+// the simulators, real OpenSSH sshd and real gpg, with a fixed clock.
+package e2e
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/providers/emis/emissim"
+	"github.com/im1dev/im1/providers/registry"
+	"github.com/im1dev/im1/reconcile"
+	"github.com/im1dev/im1/state"
+)
+
+const (
+	passphrase = "e2e passphrase: not a real secret 7f3a"
+	agreement  = "45E7CD20-EE37-41AB-90D6-DC9D4B03D102"
+)
+
+var orgs = []emissim.Org{
+	{GUID: "0B6E2C4A-1111-4A11-8A11-000000000001", ODS: "A81001", Name: "Densham Surgery"},
+	{GUID: "0B6E2C4A-2222-4A22-8A22-000000000002", ODS: "A81002", Name: "Queens Park Medical Centre"},
+}
+
+// world is a configuration directory, an EMIS simulator serving a site
+// directory, and the supplier that fills it.
+type world struct {
+	t          *testing.T
+	dir        string
+	siteDir    string
+	srv        *emissim.Server
+	supplier   *emissim.Supplier
+	now        time.Time
+	hostKey    string
+	hostSigner ssh.Signer
+	clientPub  ssh.PublicKey
+	port       int
+	keyFile    string
+	user       string
+	extra      string // appended configuration
+	tables     string
+}
+
+func newWorld(t *testing.T, faults emissim.TransportFaults) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir(), now: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}
+	w.siteDir = filepath.Join(w.dir, "site")
+	if err := os.MkdirAll(w.siteDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	w.keyFile = filepath.Join(w.dir, "secrets", "sftp_ed25519")
+	if err := os.MkdirAll(filepath.Dir(w.keyFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := emissim.GenerateClientKey(w.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clientPub = pub
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	if w.hostSigner, err = ssh.NewSignerFromKey(priv); err != nil {
+		t.Fatal(err)
+	}
+	w.srv, err = emissim.StartServer(ctx, emissim.ServerConfig{Dir: w.siteDir, HostKey: w.hostSigner, AuthorizedKeys: []ssh.PublicKey{pub}, Faults: faults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.srv.Close() })
+	w.hostKey = emissim.AuthorizedKeyLine(w.srv.HostKey())
+	w.port = w.srv.Port()
+	w.user = w.srv.User()
+	w.tables = `["Admin_Patient", "CareRecord_Observation"]`
+	w.supplier = &emissim.Supplier{
+		Dir: w.siteDir, HandoffDir: filepath.Join(w.dir, "handoff"), SiteDir: "central",
+		StateFile: filepath.Join(w.dir, "supplier", "state.json"), Agreement: agreement,
+		Orgs: orgs, Tables: []string{"Admin_Patient", "CareRecord_Observation"}, Patients: 5, Seed: 42,
+	}
+	return w
+}
+
+// restart serves the same site and host key with other transport faults.
+func (w *world) restart(faults emissim.TransportFaults) {
+	w.t.Helper()
+	pub := w.clientPub
+	ctx, cancel := context.WithCancel(context.Background())
+	w.t.Cleanup(cancel)
+	var err error
+	w.srv, err = emissim.StartServer(ctx, emissim.ServerConfig{Dir: w.siteDir, HostKey: w.hostSigner, AuthorizedKeys: []ssh.PublicKey{pub}, Faults: faults})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { w.srv.Close() })
+	w.port = w.srv.Port()
+}
+
+func (w *world) config() string {
+	return fmt.Sprintf(`
+organisation "A81001" {
+  name     = "Densham Surgery"
+  supplier = "emis"
+}
+organisation "A81002" {
+  name     = "Queens Park Medical Centre"
+  supplier = "emis"
+}
+key "emis" {
+  algorithm      = "curve25519"
+  passphrase_env = "IM1_KEY_PASSPHRASE"
+}
+emis_site "central" {
+  host              = "127.0.0.1"
+  port              = %d
+  user              = %q
+  host_key          = %q
+  auth_key_file     = "secrets/sftp_ed25519"
+  sharing_agreement = %q
+  organisations     = [organisation.A81001.ods, organisation.A81002.ods]
+  recipient_keys    = [key.emis.fingerprint]
+  stable_after      = "0s"
+  idle_timeout      = "5s"
+}
+dataset "core" {
+  tables      = %s
+  ig_approval = "IG-2026-014"
+}
+schedule "daily" {
+  frequency = "daily"
+  start     = "2026-11-20"
+  lateness  = "36h"
+}
+extract "core" {
+  source   = emis_site.central
+  dataset  = dataset.core
+  schedule = schedule.daily
+}
+%s`, w.port, w.user, w.hostKey, agreement, w.tables, w.extra)
+}
+
+func (w *world) engine() *reconcile.Engine {
+	w.t.Helper()
+	if err := os.WriteFile(filepath.Join(w.dir, "main.im1.hcl"), []byte(w.config()), 0o640); err != nil {
+		w.t.Fatal(err)
+	}
+	now := w.now
+	e, diags := reconcile.Load(reconcile.Options{
+		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now },
+		Getenv: func(k string) string {
+			if k == "IM1_KEY_PASSPHRASE" {
+				return passphrase
+			}
+			return ""
+		},
+	})
+	if diags.HasErrors() {
+		w.t.Fatalf("load: %s", diags.Error())
+	}
+	return e
+}
+
+// plan returns the plan; errors fail the test.
+func (w *world) plan() *reconcile.Plan {
+	w.t.Helper()
+	e := w.engine()
+	defer e.Close()
+	if err := e.OpenState(context.Background(), false); err != nil {
+		w.t.Fatal(err)
+	}
+	p, diags := e.Plan(context.Background())
+	if diags.HasErrors() {
+		w.t.Fatalf("plan: %s", diags.Error())
+	}
+	return p
+}
+
+// apply plans and applies, returning apply's diagnostics.
+func (w *world) apply() hcl.Diagnostics {
+	w.t.Helper()
+	ctx := context.Background()
+	e := w.engine()
+	defer e.Close()
+	if err := e.OpenState(ctx, true); err != nil {
+		w.t.Fatal(err)
+	}
+	id, err := e.Lock(ctx, "apply")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer e.Unlock(ctx, id)
+	p, diags := e.Plan(ctx)
+	if diags.HasErrors() {
+		w.t.Fatalf("plan: %s", diags.Error())
+	}
+	_, ad := e.Apply(ctx, p, "e2e", nil)
+	return append(diags, ad...)
+}
+
+func (w *world) mustApply() {
+	w.t.Helper()
+	if d := w.apply(); d.HasErrors() {
+		w.t.Fatalf("apply: %s", d.Error())
+	}
+}
+
+// store opens state read-only for assertions.
+func (w *world) store() *state.SQLite {
+	w.t.Helper()
+	s, err := state.OpenSQLite(context.Background(), filepath.Join(w.dir, ".im1", "state.db"), state.Options{ReadOnly: true})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (w *world) deliveries() []state.Delivery {
+	w.t.Helper()
+	ds, err := w.store().Deliveries(context.Background(), "extract.core")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ds
+}
+
+// instances returns the extract's instance actions by key.
+func instances(p *reconcile.Plan, addr string) map[string]providers.InstanceChange {
+	out := map[string]providers.InstanceChange{}
+	for _, c := range p.Changes {
+		if c.Addr == addr {
+			for _, ic := range c.Instances {
+				out[ic.Key] = ic
+			}
+		}
+	}
+	return out
+}
+
+func driftText(p *reconcile.Plan) string {
+	var b strings.Builder
+	for _, d := range p.Drift {
+		b.WriteString(d.Summary + "\n")
+	}
+	return b.String()
+}
+
+// landedFiles lists files under the landing root (relative), excluding none.
+func (w *world) landedFiles() []string {
+	var out []string
+	root := filepath.Join(w.dir, "landing")
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
