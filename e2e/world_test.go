@@ -43,6 +43,7 @@ type world struct {
 	supplier   *emissim.Supplier
 	now        time.Time
 	hostKey    string
+	remoteDir  string
 	hostSigner ssh.Signer
 	clientPub  ssh.PublicKey
 	port       int
@@ -54,7 +55,7 @@ type world struct {
 
 func newWorld(t *testing.T, faults emissim.TransportFaults) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), now: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}
+	w := &world{t: t, dir: t.TempDir(), now: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC), remoteDir: "."}
 	w.siteDir = filepath.Join(w.dir, "site")
 	if err := os.MkdirAll(w.siteDir, 0o750); err != nil {
 		t.Fatal(err)
@@ -125,10 +126,11 @@ emis_site "central" {
   port              = %d
   user              = %q
   host_key          = %q
-  auth_key_file     = "secrets/sftp_ed25519"
+  auth_key_file     = %q
   sharing_agreement = %q
   organisations     = [organisation.A81001.ods, organisation.A81002.ods]
   recipient_keys    = [key.emis.fingerprint]
+  remote_dir        = %q
   stable_after      = "0s"
   idle_timeout      = "5s"
 }
@@ -146,7 +148,7 @@ extract "core" {
   dataset  = dataset.core
   schedule = schedule.daily
 }
-%s`, w.port, w.user, w.hostKey, agreement, w.tables, w.extra)
+%s`, w.port, w.user, w.hostKey, w.keyFile, agreement, w.remoteDir, w.tables, w.extra)
 }
 
 func (w *world) engine() *reconcile.Engine {
