@@ -44,6 +44,7 @@ type world struct {
 	now        time.Time
 	hostKey    string
 	remoteDir  string
+	senderKey  string
 	hostSigner ssh.Signer
 	clientPub  ssh.PublicKey
 	port       int
@@ -131,7 +132,7 @@ emis_site "central" {
   organisations     = [organisation.A81001.ods, organisation.A81002.ods]
   recipient_keys    = [key.emis.fingerprint]
   remote_dir        = %q
-  stable_after      = "0s"
+  stable_after      = "0s"%s
   idle_timeout      = "5s"
 }
 dataset "core" {
@@ -148,7 +149,7 @@ extract "core" {
   dataset  = dataset.core
   schedule = schedule.daily
 }
-%s`, w.port, w.user, w.hostKey, w.keyFile, agreement, w.remoteDir, w.tables, w.extra)
+%s`, w.port, w.user, w.hostKey, w.keyFile, agreement, w.remoteDir, w.senderLine(), w.tables, w.extra)
 }
 
 func (w *world) engine() *reconcile.Engine {
@@ -269,4 +270,11 @@ func (w *world) landedFiles() []string {
 		return nil
 	})
 	return out
+}
+
+func (w *world) senderLine() string {
+	if w.senderKey == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n  sender_key_file   = %q", w.senderKey)
 }

@@ -177,6 +177,11 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 			have := map[string]bool{}
 			for _, f := range files {
 				have[f.RemoteName] = true
+				if e, ok := byName[f.RemoteName]; ok && f.RemoteSize != 0 && (e.Size != f.RemoteSize || !e.MTime.Equal(f.RemoteMTime)) {
+					ep.diags = append(ep.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
+						Summary: "EMIS replaced " + f.RemoteName + " after it was landed",
+						Detail:  fmt.Sprintf("Landed from %d bytes (%s); the site now has %d bytes (%s). The landed copy is kept; ask EMIS whether batch %s was re-sent with different content.", f.RemoteSize, f.RemoteMTime.UTC().Format(time.RFC3339), e.Size, e.MTime.UTC().Format(time.RFC3339), d.BatchID)})
+				}
 			}
 			for _, n := range b.Names() {
 				if !have[n.Raw] && wanted(n.FileType(), required) {
@@ -197,7 +202,7 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 		pp := period(b.Time)
 		pp.batches = append(pp.batches, bp)
 	}
-	chain(ep, deliveries, siteAddr)
+	ep.diags = append(ep.diags, chain(ep, deliveries, siteAddr)...)
 	// Every period the schedule expects, with or without a delivery.
 	for _, k := range req.Schedule.Periods(env.Now()) {
 		period(k)
@@ -225,7 +230,8 @@ func wanted(fileType string, required []string) bool {
 // follow on from its predecessor's processing ids; after a gap, later
 // deltas are blocked (loading them would corrupt the chain) until the
 // missing batch or a new full extract arrives.
-func chain(ep *extractPlan, deliveries []state.Delivery, siteAddr string) {
+func chain(ep *extractPlan, deliveries []state.Delivery, siteAddr string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
 	type link struct {
 		t          time.Time
 		start, end int64
@@ -261,6 +267,10 @@ func chain(ep *extractPlan, deliveries []state.Delivery, siteAddr string) {
 		switch {
 		case gap != "" && l.bp != nil:
 			l.bp.blocked = gap
+		case prevEnd >= 0 && l.start <= prevEnd && l.bp != nil:
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
+				Summary: fmt.Sprintf("batch %s repeats processing ids %d-%d already delivered", l.bp.batch.ID, l.start, l.end),
+				Detail:  "A duplicate or re-sent delivery: it is landed as its own batch beside the earlier one, never merged into it."})
 		case prevEnd >= 0 && l.start > prevEnd+1:
 			gap = fmt.Sprintf("processing ids %d-%d are missing before this batch", prevEnd+1, l.start-1)
 			if l.bp != nil {
@@ -271,6 +281,7 @@ func chain(ep *extractPlan, deliveries []state.Delivery, siteAddr string) {
 			prevEnd = l.end
 		}
 	}
+	return diags
 }
 
 // instances turns the plan into one change per expected delivery.

@@ -118,6 +118,16 @@ func (s *Supplier) Deliver(t time.Time, faults Faults) ([]string, error) {
 	return names, s.save(st)
 }
 
+// DeliverAs writes a batch with a chosen processing id, for out-of-order
+// and duplicate deliveries; it does not move the chain on.
+func (s *Supplier) DeliverAs(t time.Time, proc int64, faults Faults) ([]string, error) {
+	st, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	return s.write(st, t, proc, faults)
+}
+
 // Miss consumes a processing id without delivering: the day EMIS missed.
 func (s *Supplier) Miss(day time.Time) error {
 	st, err := s.load()
