@@ -17,6 +17,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/im1dev/im1/config"
+	"github.com/im1dev/im1/providers/emis/emissim"
 	"github.com/im1dev/im1/schema"
 	"github.com/im1dev/im1/state"
 )
@@ -71,6 +72,26 @@ func TestScripts(t *testing.T) {
 				ts.Check(st.Lock(ctx, info))
 				ts.Setenv("LOCKID", info.ID)
 				ts.Defer(func() { st.Close() })
+			},
+			// waitfile GLOB: wait (up to 30s) until a file matches.
+			"waitfile": func(ts *testscript.TestScript, neg bool, args []string) {
+				deadline := time.Now().Add(30 * time.Second)
+				for time.Now().Before(deadline) {
+					if m, _ := filepath.Glob(ts.MkAbs(args[0])); len(m) > 0 {
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				ts.Fatalf("timed out waiting for %s", args[0])
+			},
+			// simconfig CONNECT.JSON TEMPLATE OUT: fill a configuration
+			// template with how to reach a simulator.
+			"simconfig": func(ts *testscript.TestScript, neg bool, args []string) {
+				info, err := emissim.ReadConnectInfo(ts.MkAbs(args[0]))
+				ts.Check(err)
+				r := strings.NewReplacer("{{port}}", strconv.Itoa(info.Port), "{{user}}", info.User,
+					"{{host_key}}", info.HostKey, "{{key_file}}", info.ClientKeyFile)
+				ts.Check(os.WriteFile(ts.MkAbs(args[2]), []byte(r.Replace(ts.ReadFile(args[1]))), 0o640))
 			},
 			// nocontains TEXT FILE...: no file contains the literal text (secret hygiene).
 			"nocontains": func(ts *testscript.TestScript, neg bool, args []string) {

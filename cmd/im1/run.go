@@ -51,7 +51,12 @@ func (c *cli) writeDiags(cfg *config.Config, diags hcl.Diagnostics) {
 
 // load reads the configuration; errors are printed and returned as exit 1.
 func (c *cli) load(rf *runFlags, op string) (*reconcile.Engine, error) {
+	return c.loadWith(rf, op, nil)
+}
+
+func (c *cli) loadWith(rf *runFlags, op string, progress providers.Progress) (*reconcile.Engine, error) {
 	opts := reconcile.Options{
+		Progress:  progress,
 		Dir:       c.dir(),
 		Registry:  registry(),
 		Now:       now(),
@@ -230,7 +235,9 @@ func (c *cli) applyCommand() *ffcli.Command {
 				rf.targets = append(rf.targets, d.Targets...)
 				rf.refreshOnly = d.RefreshOnly
 			}
-			e, err := c.load(&rf, "apply")
+			progress, wait := newProgress(c.stderr)
+			defer wait()
+			e, err := c.loadWith(&rf, "apply", progress)
 			if err != nil {
 				return err
 			}
