@@ -45,6 +45,8 @@ type world struct {
 	hostKey    string
 	remoteDir  string
 	senderKey  string
+	keyExtra   string
+	rawConfig  string // when set, used instead of config()
 	hostSigner ssh.Signer
 	clientPub  ssh.PublicKey
 	port       int
@@ -121,6 +123,7 @@ organisation "A81002" {
 key "emis" {
   algorithm      = "curve25519"
   passphrase_env = "IM1_KEY_PASSPHRASE"
+  %s
 }
 emis_site "central" {
   host              = "127.0.0.1"
@@ -149,12 +152,16 @@ extract "core" {
   dataset  = dataset.core
   schedule = schedule.daily
 }
-%s`, w.port, w.user, w.hostKey, w.keyFile, agreement, w.remoteDir, w.senderLine(), w.tables, w.extra)
+%s`, w.keyExtra, w.port, w.user, w.hostKey, w.keyFile, agreement, w.remoteDir, w.senderLine(), w.tables, w.extra)
 }
 
 func (w *world) engine() *reconcile.Engine {
 	w.t.Helper()
-	if err := os.WriteFile(filepath.Join(w.dir, "main.im1.hcl"), []byte(w.config()), 0o640); err != nil {
+	cfg := w.rawConfig
+	if cfg == "" {
+		cfg = w.config()
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "main.im1.hcl"), []byte(cfg), 0o640); err != nil {
 		w.t.Fatal(err)
 	}
 	now := w.now

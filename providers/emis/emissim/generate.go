@@ -157,6 +157,11 @@ func (spec BatchSpec) name(fileType string) emisfile.Name {
 // keys for supplier compatibility do not) SEIPD v1 with an MDC.
 func (spec BatchSpec) pgpConfig() *packet.Config {
 	c := &packet.Config{DefaultCipher: packet.CipherAES256, DefaultCompressionAlgo: packet.CompressionNone}
+	if t := spec.Time; t.After(time.Now()) {
+		// A batch "from the future" (a test clock ahead of the real one) is
+		// encrypted at its own time, so keys made on that clock are valid.
+		c.Time = func() time.Time { return t }
+	}
 	if spec.Compress {
 		c.DefaultCompressionAlgo = packet.CompressionZLIB
 		c.CompressionConfig = &packet.CompressionConfig{Level: packet.DefaultCompression}
