@@ -93,6 +93,16 @@ func TestScripts(t *testing.T) {
 					"{{host_key}}", info.HostKey, "{{key_file}}", info.ClientKeyFile)
 				ts.Check(os.WriteFile(ts.MkAbs(args[2]), []byte(r.Replace(ts.ReadFile(args[1]))), 0o640))
 			},
+			// perm MODE FILE: the file's permission bits are exactly MODE.
+			"perm": func(ts *testscript.TestScript, neg bool, args []string) {
+				want, err := strconv.ParseUint(args[0], 8, 32)
+				ts.Check(err)
+				fi, err := os.Stat(ts.MkAbs(args[1]))
+				ts.Check(err)
+				if (uint64(fi.Mode().Perm()) == want) == neg {
+					ts.Fatalf("%s has mode %o, want %o", args[1], fi.Mode().Perm(), want)
+				}
+			},
 			// nocontains TEXT FILE...: no file contains the literal text (secret hygiene).
 			"nocontains": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) < 2 {
@@ -138,5 +148,31 @@ func TestSchemaDocs(t *testing.T) {
 	}
 	if !bytes.Equal(want, buf.Bytes()) {
 		t.Errorf("docs/schema.md is out of date with the schemas; run: go test ./cmd/im1 -run TestSchemaDocs -update")
+	}
+}
+
+// TestExamples validates and plans every example offline, as a newcomer's
+// first command does.
+func TestExamples(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*"))
+	if len(dirs) == 0 {
+		t.Fatal("no examples")
+	}
+	t.Setenv("IM1_NOW", "2026-11-21")
+	for _, d := range dirs {
+		if m, _ := filepath.Glob(filepath.Join(d, "*.im1.hcl")); len(m) == 0 {
+			continue
+		}
+		t.Run(filepath.Base(d), func(t *testing.T) {
+			for _, args := range [][]string{{"validate"}, {"fmt", "-check"}, {"plan"}} {
+				var out, errb bytes.Buffer
+				if code := run(append([]string{"-chdir", d}, args...), strings.NewReader(""), &out, &errb); code != 0 {
+					t.Errorf("%v: exit %d\n%s%s", args, code, out.String(), errb.String())
+				}
+			}
+			if _, err := os.Stat(filepath.Join(d, ".im1")); err == nil {
+				t.Errorf("plan created state in %s", d)
+			}
+		})
 	}
 }
