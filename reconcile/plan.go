@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/im1dev/im1/config"
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/schema"
 	"github.com/im1dev/im1/state"
@@ -130,6 +129,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 	}
 	var diags hcl.Diagnostics
 	priors := map[string]*state.Resource{}
+	priorDeps := map[string][]string{}
 	if e.store != nil {
 		rs, err := e.store.Resources(ctx)
 		if err != nil {
@@ -137,6 +137,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 		}
 		for i := range rs {
 			priors[rs[i].Addr] = &rs[i]
+			priorDeps[rs[i].Addr] = rs[i].Deps
 		}
 	}
 	pl := &planner{e: e, values: map[string]cty.Value{}, instances: map[string][]string{}, keys: map[string]map[string]string{}, failed: map[string]bool{}}
@@ -218,7 +219,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 			if other == ch {
 				continue
 			}
-			if o := e.priorDeps(ctx, other.Addr); contains(o, ch.Addr) || contains(o, resourceOf(ch.Addr)) {
+			if o := priorDeps[other.Addr]; contains(o, ch.Addr) || contains(o, resourceOf(ch.Addr)) {
 				ch.Deps = append(ch.Deps, other.Addr)
 			}
 		}
@@ -229,17 +230,6 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 	sort.SliceStable(plan.Changes, func(i, j int) bool { return plan.Changes[i].Addr < plan.Changes[j].Addr })
 	plan.Diagnostics = diags
 	return plan, diags
-}
-
-func (e *Engine) priorDeps(ctx context.Context, addr string) []string {
-	if e.store == nil {
-		return nil
-	}
-	r, err := e.store.Resource(ctx, addr)
-	if err != nil || r == nil {
-		return nil
-	}
-	return r.Deps
 }
 
 // planOne refreshes and plans one instance.
@@ -358,5 +348,3 @@ func instanceKeyOf(addr string) string {
 	}
 	return strings.Trim(addr[i+1:], `"]`)
 }
-
-var _ = config.ObjectType

@@ -142,7 +142,7 @@ func (c *cli) rootCommand() *ffcli.Command {
 		Subcommands: []*ffcli.Command{
 			c.initCommand(), c.validateCommand(), c.fmtCommand(), c.planCommand(), c.applyCommand(),
 			c.showCommand(), c.stateCommand(), c.forceUnlockCommand(), c.graphCommand(), c.keysCommand(),
-			c.simCommand(), c.versionCommand(),
+			c.driftCommand(), c.simCommand(), c.versionCommand(),
 		},
 		Exec: func(context.Context, []string) error {
 			return flag.ErrHelp

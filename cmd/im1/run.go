@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -362,5 +361,3 @@ func (c *cli) versionCommand() *ffcli.Command {
 		},
 	}
 }
-
-var _ = filepath.Join

@@ -98,11 +98,14 @@ func (c ReportConfig) Markdown() string {
 	p("Leave RemovedData as the client adds it. SROrganisation is always included.\n\n")
 	for _, t := range c.Tables {
 		p("### %s\n\n", t.Name)
-		if len(t.Fields) == 0 {
-			p("All fields, in the client's default order.\n\n")
-			continue
+		fields := t.Fields
+		if len(fields) == 0 {
+			p("All fields:\n\n")
+			if tab, ok := Lookup(t.Name); ok {
+				fields = without(tab.Latest().Columns, RemovedData)
+			}
 		}
-		for i, f := range t.Fields {
+		for i, f := range fields {
 			p("%d. %s\n", i+1, f)
 		}
 		p("\n")
@@ -112,7 +115,7 @@ func (c ReportConfig) Markdown() string {
 	if c.TextQualifier == "" {
 		p("- Text qualifier: none\n")
 	} else {
-		p("- Text qualifier: %s\n", c.TextQualifier)
+		p("- Text qualifier: double quote ( %s ), around every field\n", c.TextQualifier)
 	}
 	p("- Header row: yes\n")
 	p("- Character set: ANSI (Windows-1252), the client's default\n\n")

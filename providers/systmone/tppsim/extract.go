@@ -198,7 +198,7 @@ func WriteExtract(spec ExtractSpec) (folder string, err error) {
 	return final, nil
 }
 
-func writeFile[W io.Writer](path string, mtime time.Time, write func(W) error) error {
+func writeFile(path string, mtime time.Time, write func(*bufio.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

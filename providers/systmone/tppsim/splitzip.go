@@ -1,6 +1,7 @@
 package tppsim
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ const maxPart = 10 << 20
 // offsets counted from it) into stem.z01 … parts and stem.zip, as zip4j and
 // Info-ZIP `zip -s` do: the central directory goes whole into the last
 // part, and its offsets and disk numbers become per-part. Parts are a
-// third of the data (at most 10 MiB, at least 1 KiB) so even small
+// third of the data (at most 10 MiB, at least 64 bytes) so even small
 // simulated extracts split. Zip64 archives are not supported here.
 func splitZip(joined, dir, stem string, mtime time.Time) error {
 	f, err := os.Open(joined)
@@ -46,7 +47,7 @@ func splitZip(joined, dir, stem string, mtime time.Time) error {
 	}
 	records := le.Uint16(end[10:])
 	cdSize, cdStart := int64(le.Uint32(end[12:])), int64(le.Uint32(end[16:]))
-	part := min(max((cdStart+2)/3, 1024), maxPart)
+	part := min(max((cdStart+2)/3, 64), maxPart)
 	last := int((cdStart - 1) / part) // disk holding the end of the data
 	cd := make([]byte, cdSize)
 	if _, err := f.ReadAt(cd, cdStart); err != nil {
@@ -76,7 +77,7 @@ func splitZip(joined, dir, stem string, mtime time.Time) error {
 		if d == last {
 			name, n = stem+".zip", cdStart-start
 		}
-		err := writeFile(filepath.Join(dir, name), mtime, func(w io.Writer) error {
+		err := writeFile(filepath.Join(dir, name), mtime, func(w *bufio.Writer) error {
 			if _, err := io.Copy(w, io.NewSectionReader(f, start, n)); err != nil {
 				return err
 			}
