@@ -72,7 +72,7 @@ cp "$ssh_dir/client_ed25519.pub" "$ssh_dir/authorized_keys"
 if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi # Debian's privsep dir, needed as root
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 banner() { # true once sshd answers on port $1 with an SSH banner
-	local line
+	local line=""
 	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
 	IFS= read -r -t 2 line <&3 || true
 	exec 3<&-
@@ -88,7 +88,6 @@ for _ in 1 2 3 4 5; do
 		PidFile $ssh_dir/sshd.pid
 		AuthorizedKeysFile $ssh_dir/authorized_keys
 		PermitRootLogin prohibit-password
-		PubkeyAuthentication yes
 		PasswordAuthentication no
 		KbdInteractiveAuthentication no
 		UsePAM no
@@ -102,11 +101,12 @@ for _ in 1 2 3 4 5; do
 	EOF
 	/usr/sbin/sshd -D -e -f "$ssh_dir/sshd_config" 2>>"$ssh_dir/sshd.log" &
 	sshd_pid=$!
-	for _ in $(seq 100); do
-		if banner "$port" 2>/dev/null || ! kill -0 "$sshd_pid" 2>/dev/null; then break; fi
+	for _ in $(seq 100); do # up to 5 s for the banner, unless sshd exited
+		banner "$port" 2>/dev/null && break 2
+		kill -0 "$sshd_pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	if banner "$port" 2>/dev/null; then break; fi
+	kill "$sshd_pid" 2>/dev/null || true
 	wait "$sshd_pid" 2>/dev/null || true
 	sshd_pid=""
 done
@@ -191,7 +191,6 @@ sums() { (cd "$1" && for f in *.csv; do
 done | sort -k2); }
 sums "$plain" >"$work/want.sha256" # what gpg must produce and im1 must land
 
-now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 run_reference() {
@@ -199,7 +198,7 @@ run_reference() {
 	rm -rf "$ref"
 	mkdir -p "$ref/dl" "$ref/out"
 	echo "get $served/*.gpg $ref/dl/" >"$work/sftp.batch"
-	t0=$(now)
+	t0=$EPOCHREALTIME
 	sftp -q -F /dev/null -b "$work/sftp.batch" -P "$port" -o Ciphers="$ciphers" \
 		-o IdentityFile="$ssh_dir/client_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes \
 		-o UserKnownHostsFile="$ssh_dir/known_hosts" -o StrictHostKeyChecking=yes \
@@ -207,7 +206,7 @@ run_reference() {
 	for f in "$ref"/dl/*.gpg; do
 		gpgq --decrypt -o "$ref/out/$(basename "$f" .gpg)" "$f" 2>/dev/null
 	done
-	t1=$(now)
+	t1=$EPOCHREALTIME
 	sums "$ref/out" | cmp -s - "$work/want.sha256" || die "gpg-decrypted files differ from the plaintext"
 	elapsed "$t0" "$t1"
 }
@@ -216,9 +215,9 @@ run_im1() {
 	local t0 t1 dirs
 	cp "$work/state0.db" "$cfg/.im1/state.db"
 	rm -rf "$cfg/.im1/state.db-wal" "$cfg/.im1/state.db-shm" "$cfg/landing" "$cfg/archive"
-	t0=$(now)
+	t0=$EPOCHREALTIME
 	im1 apply -auto-approve >"$work/apply.log" 2>&1 || die "im1 apply failed: $(cat "$work/apply.log")"
-	t1=$(now)
+	t1=$EPOCHREALTIME
 	mapfile -t dirs < <(find "$cfg/landing" -name manifest.json -printf '%h\n')
 	[ "${#dirs[@]}" = 1 ] || die "expected one landed batch, found ${#dirs[@]}: $(cat "$work/apply.log")"
 	sums "${dirs[0]}" | diff "$work/want.sha256" - >&2 || die "landed files are not byte-identical to the gpg-decrypted plaintexts"

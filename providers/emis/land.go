@@ -29,8 +29,6 @@ import (
 	"github.com/im1dev/im1/state"
 )
 
-func statDir(p string) (os.FileInfo, error) { return os.Stat(p) }
-
 // PlanExtract implements extract.Source.
 func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]providers.InstanceChange, hcl.Diagnostics, error) {
 	if !req.Source.IsWhollyKnown() {
@@ -42,11 +40,11 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 	if err != nil {
 		return nil, nil, err
 	}
-	ep, err := p.planExtract(ctx, req, entries)
+	pic, err := p.planExtract(ctx, req, entries)
 	if err != nil {
 		return nil, nil, err
 	}
-	return ep.instances(req.Schedule, req.Env.Now(), req.Addr), ep.diags, nil
+	return pic.Instances(req.Env.Now(), "EMIS"), pic.Diags, nil
 }
 
 // run is one apply of one extract.
@@ -90,7 +88,7 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 	for _, n := range unstable {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "still being uploaded: " + n, Detail: "Two listings disagreed on its size or time; it is fetched on a later run."})
 	}
-	ep, err := p.planExtract(ctx, req, entries)
+	pic, err := p.planExtract(ctx, req, entries)
 	if err != nil {
 		return fail("planning the extract", err)
 	}
@@ -103,7 +101,7 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 	}
 	defer r.land.Close()
 	needKeys := false
-	for _, k := range ep.order {
+	for _, k := range pic.Order() {
 		if todo[k] == providers.Fetch || todo[k] == providers.Repair {
 			needKeys = true
 		}
@@ -128,23 +126,23 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 			r.signers = openpgp.EntityList{e}
 		}
 	}
-	for _, k := range ep.order {
+	for _, k := range pic.Order() {
 		if err := ctx.Err(); err != nil {
 			return append(diags, r.diags...)
 		}
-		pp := ep.periods[k]
+		pp := pic.Periods[k]
 		switch todo[k] {
 		case providers.Fetch, providers.Repair:
-			sort.SliceStable(pp.batches, func(i, j int) bool { return batchTime(pp.batches[i]).Before(batchTime(pp.batches[j])) })
-			for _, bp := range pp.batches {
+			sort.SliceStable(pp.Batches, func(i, j int) bool { return pp.Batches[i].Time.Before(pp.Batches[j].Time) })
+			for _, b := range pp.Batches {
 				var err error
 				switch {
-				case len(bp.repair) > 0:
-					err = r.repair(ctx, bp)
-				case bp.problem != "" || bp.blocked != "":
+				case len(b.Repair) > 0:
+					err = r.repair(ctx, b)
+				case b.Problem != "" || b.Blocked != "":
 					continue
 				default:
-					err = r.fetchBatch(ctx, pp, bp)
+					err = r.fetchBatch(ctx, pp, b)
 				}
 				if err != nil {
 					// A later delta must not land before this one.
@@ -152,19 +150,14 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 				}
 			}
 		case providers.Request:
-			if err := r.request(ctx, k); err != nil {
+			payload := map[string]any{"sharing_agreement": providers.String(req.Source, "sharing_agreement"), "reason": "no delivery arrived for " + k}
+			if err := extract.WriteRequest(ctx, env, "emis", providers.String(req.Source, "address"), req.Addr, k, payload,
+				"Please re-extract it for sharing agreement "+providers.String(req.Source, "sharing_agreement")+"."); err != nil {
 				diags = fail("writing the re-extract request for "+k, err)
 			}
 		}
 	}
 	return append(diags, r.diags...)
-}
-
-func batchTime(bp *batchPlan) time.Time {
-	if bp.batch != nil {
-		return bp.batch.Time
-	}
-	return bp.delivery.Cutoff
 }
 
 // stable keeps the files that two listings agree on: an earlier listing
@@ -256,12 +249,13 @@ type landed struct {
 // (or its late files). Files land only when every file of the batch has
 // passed decryption, integrity and CSV checks; then manifest.json is
 // written last and state is committed.
-func (r *run) fetchBatch(ctx context.Context, pp *periodPlan, bp *batchPlan) error {
+func (r *run) fetchBatch(ctx context.Context, pp *extract.Period, eb *extract.Batch) error {
+	bp := eb.Detail.(*batchPlan)
 	b := bp.batch
 	src := providers.String(r.req.Source, "address")
-	day := extract.Key(pp.key)
-	batchDir := path.Join(dirName(r.req.Addr), dirName(src), day, b.ID)
-	archDir := path.Join(dirName(r.req.Addr), dirName(src), b.ID)
+	day := extract.Key(pp.Key)
+	batchDir := path.Join(extract.DirName(r.req.Addr), extract.DirName(src), day, b.ID)
+	archDir := path.Join(extract.DirName(r.req.Addr), extract.DirName(src), b.ID)
 	results := make([]*landed, len(bp.fetch))
 	errs := make([]error, len(bp.fetch))
 	quarantine := make([]bool, len(bp.fetch))
@@ -317,9 +311,9 @@ func (r *run) fetchBatch(ctx context.Context, pp *periodPlan, bp *batchPlan) err
 		abort()
 		return fmt.Errorf("batch %s not fetched (retried later): %w", b.ID, errors.Join(transport...))
 	}
-	d := bp.delivery
+	d := eb.Delivery
 	if d == nil {
-		d = &state.Delivery{Extract: r.req.Addr, Source: src, Day: day, BatchID: b.ID, Kind: bp.kind,
+		d = &state.Delivery{Extract: r.req.Addr, Source: src, Day: day, BatchID: b.ID, Kind: eb.Kind,
 			SeqFrom: strconv.FormatInt(b.ProcStart, 10), SeqTo: strconv.FormatInt(b.ProcEnd, 10),
 			Cutoff: b.Time, Path: batchDir}
 	}
@@ -328,7 +322,7 @@ func (r *run) fetchBatch(ctx context.Context, pp *periodPlan, bp *batchPlan) err
 		reason := firstLine(errors.Join(bad...).Error())
 		r.diags = append(r.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "batch " + b.ID + " quarantined: " + reason,
 			Detail: "Nothing of this batch was landed. The ciphertext stays in the archive as evidence: " + path.Join(r.archive.Path(), archDir) + ". " + errors.Join(bad...).Error()})
-		if bp.delivery != nil {
+		if eb.Delivery != nil {
 			return nil // late files of a landed batch: the landed part stands
 		}
 		d.Status, d.Reason = state.DeliveryQuarantined, reason
@@ -342,45 +336,24 @@ func (r *run) fetchBatch(ctx context.Context, pp *periodPlan, bp *batchPlan) err
 	}
 	// Files already landed under this batch (late files add to them).
 	var files []state.File
-	if bp.delivery != nil {
+	if eb.Delivery != nil {
 		prev, err := r.env.Store.Files(ctx, d.ID)
 		if err != nil {
 			return err
 		}
 		files = prev
 	}
+	var fresh []*state.File
 	for _, l := range results {
 		files = append(files, l.file)
-	}
-	sum, err := r.writeManifest(d, files)
-	if err != nil {
-		return err
+		fresh = append(fresh, &l.file)
 	}
 	obs, err := r.observations(d, files)
 	if err != nil {
 		r.diags = append(r.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "batch " + b.ID + ": organisation files unreadable", Detail: err.Error()})
 	}
-	d.Status, d.Reason, d.Manifest = state.DeliveryLanded, "", sum
-	return r.env.Store.Tx(ctx, func(tx state.Tx) error {
-		if err := tx.PutDelivery(d); err != nil {
-			return err
-		}
-		for _, l := range results {
-			l.file.DeliveryID = d.ID
-			if err := tx.PutFile(&l.file); err != nil {
-				return err
-			}
-		}
-		if obs != nil {
-			if err := tx.PutObservations(d.ID, obs); err != nil {
-				return err
-			}
-		}
-		if err := r.keyProven(tx, results); err != nil {
-			return err
-		}
-		return r.requestAnswered(tx, day)
-	})
+	m := &landing.Manifest{Supplier: "emis", Cutoff: emisCutoff(d.Cutoff, r.env.Zone)}
+	return extract.Commit(ctx, r.env, r.land, m, d, files, fresh, obs, func(tx state.Tx) error { return r.keyProven(tx, results) })
 }
 
 // keyProven marks the public-key handoff done once a batch decrypted with it.
@@ -418,21 +391,6 @@ func (r *run) keyProven(tx state.Tx, results []*landed) error {
 	return nil
 }
 
-// requestAnswered marks a re-extract request for this day done: the
-// delivery proves EMIS answered it.
-func (r *run) requestAnswered(tx state.Tx, day string) error {
-	hs, err := r.env.Store.Handoffs(context.Background(), r.req.Addr)
-	if err != nil {
-		return err
-	}
-	for _, h := range hs {
-		if h.Kind == handoff.ReextractRequest && h.ID == dirName(r.req.Addr)+"-"+day && h.Status != state.HandoffDone {
-			h.Status, h.Updated = state.HandoffDone, r.env.Now().UTC()
-			return tx.PutHandoff(h)
-		}
-	}
-	return nil
-}
 
 // download streams a remote file into the archive (.partial, fsync,
 // rename), hashing as it goes.
@@ -498,17 +456,6 @@ func (r *run) verify(n emisfile.Name, archRel, landRel string) (l *landed, err e
 	}}, nil
 }
 
-func (r *run) writeManifest(d *state.Delivery, files []state.File) (string, error) {
-	m := &landing.Manifest{Version: landing.ManifestVersion, Extract: d.Extract, Source: d.Source, Supplier: "emis",
-		Day: d.Day, BatchID: d.BatchID, Kind: d.Kind, SeqFrom: d.SeqFrom, SeqTo: d.SeqTo,
-		Cutoff: emisCutoff(d.Cutoff, r.env.Zone), Created: r.env.Now().UTC()}
-	for _, f := range files {
-		m.Files = append(m.Files, landing.ManifestFile{Table: f.Table, Path: path.Base(f.LandedPath), SHA256: f.LandedSHA256,
-			Bytes: f.LandedSize, Rows: f.Rows, Deleted: f.DeletedRows, BadNHS: f.BadNHS, RemoteName: f.RemoteName, KeyFingerprint: f.KeyID,
-			Version: "EMIS"})
-	}
-	return landing.WriteManifest(r.land, path.Join(d.Path, landing.ManifestName), m)
-}
 
 // emisCutoff is midnight before the extract ran: EMIS cuts data off at
 // midnight (SR ticket SD-319).
@@ -576,10 +523,11 @@ func (r *run) observations(d *state.Delivery, files []state.File) ([]state.Obser
 
 // repair re-lands missing or changed files: from the archived ciphertext
 // when its hash still matches, else downloaded again.
-func (r *run) repair(ctx context.Context, bp *batchPlan) error {
-	d := bp.delivery
-	var fixed []state.File
-	for _, f := range bp.repair {
+func (r *run) repair(ctx context.Context, eb *extract.Batch) error {
+	d := eb.Delivery
+	var fixed []*state.File
+	for i := range eb.Repair {
+		f := &eb.Repair[i]
 		sum, _, err := r.archive.Hash(f.ArchivePath)
 		if err != nil || sum != f.ArchiveSHA256 {
 			e := sftpsite.Entry{Name: f.RemoteName, Size: f.RemoteSize, MTime: f.RemoteMTime}
@@ -612,36 +560,10 @@ func (r *run) repair(ctx context.Context, bp *batchPlan) error {
 	if err != nil {
 		return err
 	}
-	sum, err := r.writeManifest(d, all)
+	obs, err := r.observations(d, all)
 	if err != nil {
 		return err
 	}
-	d.Manifest = sum
-	return r.env.Store.Tx(ctx, func(tx state.Tx) error {
-		for i := range fixed {
-			if err := tx.PutFile(&fixed[i]); err != nil {
-				return err
-			}
-		}
-		return tx.PutDelivery(d)
-	})
-}
-
-// request hands EMIS a re-extract request for a missing delivery.
-func (r *run) request(ctx context.Context, key string) error {
-	src := providers.String(r.req.Source, "address")
-	id := dirName(r.req.Addr) + "-" + key
-	dir := handoff.Dir(r.env.Dirs.Handoff, "emis", dirName(src))
-	payload := map[string]any{"extract": r.req.Addr, "site": src, "day": key,
-		"sharing_agreement": providers.String(r.req.Source, "sharing_agreement"),
-		"reason":            "no delivery arrived for " + key}
-	md := fmt.Sprintf("# Re-extract request\n\nExtract `%s` from EMIS site `%s` has no delivery for %s.\nPlease re-extract it for sharing agreement %s.\n", r.req.Addr, src, key, providers.String(r.req.Source, "sharing_agreement"))
-	p, err := handoff.Write(dir, handoff.ReextractRequest, id, r.req.Addr, r.env.Now(), payload, ".md", []byte(md))
-	if err != nil {
-		return err
-	}
-	now := r.env.Now().UTC()
-	return r.env.Store.Tx(ctx, func(tx state.Tx) error {
-		return tx.PutHandoff(state.Handoff{ID: id, Source: r.req.Addr, Kind: handoff.ReextractRequest, Path: p, Status: state.HandoffAwaiting, Created: now, Updated: now})
-	})
+	m := &landing.Manifest{Supplier: "emis", Cutoff: emisCutoff(d.Cutoff, r.env.Zone)}
+	return extract.Commit(ctx, r.env, r.land, m, d, all, fixed, obs, nil)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/check"
+	"github.com/im1dev/im1/providers/extract"
 	"github.com/im1dev/im1/providers/emis/sftpsite"
 )
 
@@ -148,13 +148,6 @@ func (p *Provider) list(ctx context.Context, site cty.Value, env *providers.Env,
 	return entries, nil
 }
 
-// dirName turns an address into one safe path element:
-// emis_site.per_org["A81001"] -> per_org-A81001.
-func dirName(addr string) string {
-	name := addr
-	if i := strings.Index(name, "."); i >= 0 {
-		name = name[i+1:]
-	}
-	r := strings.NewReplacer(`["`, "-", `"]`, "", "[", "-", "]", "", `"`, "", "/", "_", `\`, "_")
-	return r.Replace(name)
-}
+// dirName is the path element for an address (see extract.DirName).
+func dirName(addr string) string { return extract.DirName(addr) }
+

@@ -1,0 +1,354 @@
+package extract
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/providers/handoff"
+	"github.com/im1dev/im1/providers/landing"
+	"github.com/im1dev/im1/state"
+)
+
+// Batch is one delivered batch as a supplier provider sees it: enough for
+// the shared logic to say what its expected delivery needs.
+type Batch struct {
+	ID       string
+	Time     time.Time
+	Delivery *state.Delivery // already landed (late files, repair)
+	Late     int             // files to add to a landed batch
+	Repair   []state.File    // landed files missing or changed
+	Problem  string          // not fetchable yet (incomplete, in progress)
+	Blocked  string          // loading it would break the delta chain
+	Kind     string          // full or delta
+	// Detail is the supplier's own view of the batch.
+	Detail any
+}
+
+// Period is one expected delivery: a schedule period and what arrived.
+type Period struct {
+	Key         time.Time
+	Batches     []*Batch
+	Landed      []*state.Delivery
+	Quarantined []*state.Delivery
+}
+
+// Picture is everything known about one extract's expected deliveries,
+// built from state and what the supplier's side shows.
+type Picture struct {
+	Sched     Schedule
+	Periods   map[string]*Period
+	Requested map[string]*state.Handoff // awaiting re-extract requests by key
+	Diags     hcl.Diagnostics
+}
+
+// NewPicture starts an empty picture.
+func NewPicture(s Schedule) *Picture {
+	return &Picture{Sched: s, Periods: map[string]*Period{}, Requested: map[string]*state.Handoff{}}
+}
+
+// Period returns the period holding t, creating it.
+func (p *Picture) Period(t time.Time) *Period {
+	k := p.Sched.PeriodOf(t)
+	ks := Key(k)
+	pp := p.Periods[ks]
+	if pp == nil {
+		pp = &Period{Key: k}
+		p.Periods[ks] = pp
+	}
+	return pp
+}
+
+// Load reads the extract's deliveries from state into their periods (by
+// their cut-off) and the re-extract requests still awaiting the supplier.
+// It returns the deliveries by batch id.
+func (p *Picture) Load(ctx context.Context, env *providers.Env, extractAddr, source string) (map[string]*state.Delivery, error) {
+	byBatch := map[string]*state.Delivery{}
+	if env.Store == nil {
+		return byBatch, nil
+	}
+	ds, err := env.Store.Deliveries(ctx, extractAddr)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		d := &ds[i]
+		if d.Source != source {
+			continue
+		}
+		byBatch[d.BatchID] = d
+		pp := p.Period(d.Cutoff)
+		switch d.Status {
+		case state.DeliveryLanded:
+			pp.Landed = append(pp.Landed, d)
+		case state.DeliveryQuarantined:
+			pp.Quarantined = append(pp.Quarantined, d)
+		}
+	}
+	hs, err := env.Store.Handoffs(ctx, extractAddr)
+	if err != nil {
+		return nil, err
+	}
+	for i := range hs {
+		if hs[i].Kind == handoff.ReextractRequest && hs[i].Status == state.HandoffAwaiting {
+			p.Requested[strings.TrimPrefix(hs[i].ID, DirName(extractAddr)+"-")] = &hs[i]
+		}
+	}
+	return byBatch, nil
+}
+
+// FindRepairs adds a repair batch for every landed delivery with a file
+// missing or changed.
+func (p *Picture) FindRepairs(ctx context.Context, env *providers.Env) error {
+	dir, err := OpenLanding(env.Dirs.Landing)
+	if err != nil {
+		return err
+	}
+	if dir != nil {
+		defer dir.Close()
+	}
+	for _, pp := range p.Periods {
+		for _, d := range pp.Landed {
+			broken, err := BrokenFiles(ctx, env.Store, dir, d)
+			if err != nil {
+				return err
+			}
+			if len(broken) > 0 {
+				pp.Batches = append(pp.Batches, &Batch{ID: d.BatchID, Time: d.Cutoff, Delivery: d, Repair: broken, Kind: d.Kind})
+			}
+		}
+	}
+	return nil
+}
+
+// Expect adds every period the schedule expects up to now.
+func (p *Picture) Expect(now time.Time) {
+	for _, k := range p.Sched.Periods(now) {
+		p.Period(k)
+	}
+}
+
+// Order lists the period keys in time order.
+func (p *Picture) Order() []string {
+	out := make([]string, 0, len(p.Periods))
+	for k := range p.Periods {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Instances turns the picture into one change per expected delivery.
+func (p *Picture) Instances(now time.Time, supplier string) []providers.InstanceChange {
+	var out []providers.InstanceChange
+	for _, k := range p.Order() {
+		pp := p.Periods[k]
+		ic := providers.InstanceChange{Key: k}
+		var fetch, repair, blocked, waiting []string
+		for _, b := range pp.Batches {
+			switch {
+			case len(b.Repair) > 0:
+				var parts []string
+				for _, f := range b.Repair {
+					parts = append(parts, f.Reason)
+				}
+				repair = append(repair, "batch "+b.ID+": "+strings.Join(parts, ", "))
+			case b.Problem != "":
+				waiting = append(waiting, "batch "+b.ID+" "+b.Problem)
+			case b.Blocked != "":
+				blocked = append(blocked, "batch "+b.ID+": "+b.Blocked)
+			case b.Delivery != nil:
+				fetch = append(fetch, fmt.Sprintf("%d late file(s) for landed batch %s", b.Late, b.ID))
+			default:
+				fetch = append(fetch, "delivered, not yet landed")
+			}
+		}
+		deadline := p.Sched.Deadline(pp.Key)
+		switch {
+		case len(repair) > 0:
+			ic.Action, ic.Reason = providers.Repair, strings.Join(repair, "; ")
+		case len(fetch) > 0:
+			ic.Action, ic.Reason = providers.Fetch, dedupe(fetch)
+		case len(blocked) > 0:
+			ic.Action, ic.Reason = providers.Blocked, strings.Join(blocked, "; ")
+		case len(pp.Landed) > 0:
+			ic.Action = providers.Landed
+		case len(pp.Quarantined) > 0:
+			ic.Action, ic.Reason, ic.Settled = providers.Quarantine, pp.Quarantined[0].Reason, true
+		case len(waiting) > 0:
+			ic.Action, ic.Reason = providers.Wait, strings.Join(waiting, "; ")
+		case now.Before(pp.Key):
+			ic.Action, ic.Reason = providers.Wait, "not yet due"
+		case now.Before(deadline):
+			ic.Action, ic.Reason = providers.Wait, "expected by "+deadline.Format("2006-01-02 15:04 MST")
+		case p.Requested[k] != nil:
+			ic.Action, ic.Reason, ic.Settled = providers.Awaiting, "re-extract requested "+p.Requested[k].Created.Format(time.DateOnly), true
+		default:
+			ic.Action, ic.Reason = providers.Request, "no delivery by "+deadline.Format("2006-01-02 15:04 MST")+"; ask "+supplier+" to re-extract"
+		}
+		out = append(out, ic)
+	}
+	return out
+}
+
+func dedupe(xs []string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// BrokenFiles finds landed files that are missing or changed: a cheap
+// stat first, a re-hash only when size or time says the file was touched.
+// The returned files carry the finding in Reason.
+func BrokenFiles(ctx context.Context, store state.Store, dir *landing.Dir, d *state.Delivery) ([]state.File, error) {
+	files, err := store.Files(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []state.File
+	for _, f := range files {
+		if f.Status != state.FileLanded {
+			continue
+		}
+		f.Reason = ""
+		if dir == nil {
+			f.Reason = f.Table + " missing"
+			out = append(out, f)
+			continue
+		}
+		fi, err := dir.Stat(f.LandedPath)
+		switch {
+		case err != nil:
+			f.Reason = f.Table + " missing"
+		case fi.Size() != f.LandedSize:
+			f.Reason = f.Table + " changed (size)"
+		case fi.ModTime().After(d.Updated.Add(time.Second)):
+			sum, _, err := dir.Hash(f.LandedPath)
+			if err != nil || sum != f.LandedSHA256 {
+				f.Reason = f.Table + " changed (sha256)"
+			}
+		}
+		if f.Reason != "" {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// OpenLanding opens the landing root if it exists (plan never creates it).
+func OpenLanding(path string) (*landing.Dir, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil
+	}
+	return landing.OpenDir(path, 0o640, 0o750)
+}
+
+// DirName turns an address into one safe path element:
+// emis_site.per_org["A81001"] -> per_org-A81001.
+func DirName(addr string) string {
+	name := addr
+	if i := strings.Index(name, "."); i >= 0 {
+		name = name[i+1:]
+	}
+	r := strings.NewReplacer(`["`, "-", `"]`, "", "[", "-", "]", "", `"`, "", "/", "_", `\`, "_")
+	return r.Replace(name)
+}
+
+// RequestID names the re-extract request for one expected delivery.
+func RequestID(extractAddr, key string) string { return DirName(extractAddr) + "-" + key }
+
+// WriteRequest hands the supplier a re-extract request for a missing
+// delivery and records it as awaiting the supplier.
+func WriteRequest(ctx context.Context, env *providers.Env, supplier, sourceAddr, extractAddr, key string, payload map[string]any, note string) error {
+	id := RequestID(extractAddr, key)
+	dir := handoff.Dir(env.Dirs.Handoff, supplier, DirName(sourceAddr))
+	payload["extract"], payload["source"], payload["day"] = extractAddr, sourceAddr, key
+	md := fmt.Sprintf("# Re-extract request\n\nExtract `%s` from `%s` has no delivery for %s.\n%s\n", extractAddr, sourceAddr, key, note)
+	p, err := handoff.Write(dir, handoff.ReextractRequest, id, extractAddr, env.Now(), payload, ".md", []byte(md))
+	if err != nil {
+		return err
+	}
+	now := env.Now().UTC()
+	return env.Store.Tx(ctx, func(tx state.Tx) error {
+		return tx.PutHandoff(state.Handoff{ID: id, Source: extractAddr, Kind: handoff.ReextractRequest, Path: p, Status: state.HandoffAwaiting, Created: now, Updated: now})
+	})
+}
+
+// RequestAnswered marks a re-extract request done inside the transaction
+// that lands its delivery: the delivery is the proof.
+func RequestAnswered(tx state.Tx, env *providers.Env, extractAddr, key string) error {
+	hs, err := env.Store.Handoffs(context.Background(), extractAddr)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if h.Kind == handoff.ReextractRequest && h.ID == RequestID(extractAddr, key) && h.Status != state.HandoffDone {
+			h.Status, h.Updated = state.HandoffDone, env.Now().UTC()
+			return tx.PutHandoff(h)
+		}
+	}
+	return nil
+}
+
+// Commit records a landed delivery: manifest.json is written last in the
+// batch directory (the ready marker for downstream loaders), then state
+// is committed in one transaction with extra, provider-specific writes.
+func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, m *landing.Manifest, d *state.Delivery, files []state.File, fresh []*state.File, obs []state.Observation, extra func(state.Tx) error) error {
+	m.Version, m.Extract, m.Source, m.Day, m.BatchID, m.Kind = landing.ManifestVersion, d.Extract, d.Source, d.Day, d.BatchID, d.Kind
+	m.SeqFrom, m.SeqTo, m.Created = d.SeqFrom, d.SeqTo, env.Now().UTC()
+	m.Files = m.Files[:0]
+	for _, f := range files {
+		m.Files = append(m.Files, landing.ManifestFile{Table: f.Table, Path: pathBase(f.LandedPath), SHA256: f.LandedSHA256,
+			Bytes: f.LandedSize, Rows: f.Rows, Deleted: f.DeletedRows, BadNHS: f.BadNHS, RemoteName: f.RemoteName, KeyFingerprint: f.KeyID})
+	}
+	sum, err := landing.WriteManifest(land, d.Path+"/"+landing.ManifestName, m)
+	if err != nil {
+		return err
+	}
+	d.Status, d.Reason, d.Manifest = state.DeliveryLanded, "", sum
+	return env.Store.Tx(ctx, func(tx state.Tx) error {
+		if err := tx.PutDelivery(d); err != nil {
+			return err
+		}
+		for _, f := range fresh {
+			f.DeliveryID = d.ID
+			if err := tx.PutFile(f); err != nil {
+				return err
+			}
+		}
+		if obs != nil {
+			if err := tx.PutObservations(d.ID, obs); err != nil {
+				return err
+			}
+		}
+		if err := RequestAnswered(tx, env, d.Extract, d.Day); err != nil {
+			return err
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
+	})
+}
+
+func pathBase(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
