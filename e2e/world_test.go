@@ -220,7 +220,13 @@ func (w *world) apply() hcl.Diagnostics {
 func (w *world) mustApply() {
 	w.t.Helper()
 	if d := w.apply(); d.HasErrors() {
-		w.t.Fatalf("apply: %s", d.Error())
+		var b strings.Builder
+		for _, x := range d {
+			if x.Severity == hcl.DiagError {
+				b.WriteString(x.Summary + ": " + x.Detail + "\n")
+			}
+		}
+		w.t.Fatalf("apply: %s", b.String())
 	}
 }
 

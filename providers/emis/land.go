@@ -44,7 +44,7 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 	if err != nil {
 		return nil, nil, err
 	}
-	return pic.Instances(req.Env.Now(), "EMIS"), pic.Diags, nil
+	return pic.Instances(req.Env.Now(), "EMIS", req.SourceReady), pic.Diags, nil
 }
 
 // run is one apply of one extract.
@@ -391,7 +391,6 @@ func (r *run) keyProven(tx state.Tx, results []*landed) error {
 	return nil
 }
 
-
 // download streams a remote file into the archive (.partial, fsync,
 // rename), hashing as it goes.
 func (r *run) download(ctx context.Context, name string, e sftpsite.Entry, archRel string) (string, int64, error) {
@@ -455,7 +454,6 @@ func (r *run) verify(n emisfile.Name, archRel, landRel string) (l *landed, err e
 		Rows: stats.Rows, DeletedRows: stats.Deleted, BadNHS: stats.BadNHS, KeyID: pt.KeyFingerprint, Status: state.FileLanded,
 	}}, nil
 }
-
 
 // emisCutoff is midnight before the extract ran: EMIS cuts data off at
 // midnight (SR ticket SD-319).

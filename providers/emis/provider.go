@@ -12,8 +12,8 @@ import (
 
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/check"
-	"github.com/im1dev/im1/providers/extract"
 	"github.com/im1dev/im1/providers/emis/sftpsite"
+	"github.com/im1dev/im1/providers/extract"
 )
 
 // Provider holds what the EMIS resources share during one run: one SSH
@@ -150,4 +150,3 @@ func (p *Provider) list(ctx context.Context, site cty.Value, env *providers.Env,
 
 // dirName is the path element for an address (see extract.DirName).
 func dirName(addr string) string { return extract.DirName(addr) }
-

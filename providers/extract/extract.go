@@ -26,6 +26,11 @@ type Request struct {
 	Dataset  cty.Value
 	Schedule Schedule
 	Env      *providers.Env
+	// SourceReady is false until the supplier has proven the source's setup
+	// (a delivery decrypted with the handed-off key, a delivery matching the
+	// report sheet): missing deliveries before that await the supplier, and
+	// no re-extract is requested.
+	SourceReady bool
 }
 
 // Source is what a supplier provider implements for extracts.
@@ -66,7 +71,15 @@ func (r *Resource) request(addr string, v cty.Value, env *providers.Env) (*Reque
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Request{Addr: addr, Source: src, Dataset: providers.GetAttr(v, "dataset"), Schedule: sched, Env: env}, s, nil
+	req := &Request{Addr: addr, Source: src, Dataset: providers.GetAttr(v, "dataset"), Schedule: sched, Env: env}
+	if env.Store != nil {
+		r, err := env.Store.Resource(context.Background(), srcAddr)
+		if err != nil {
+			return nil, nil, err
+		}
+		req.SourceReady = r != nil && r.Status == state.StatusReady
+	}
+	return req, s, nil
 }
 
 // Plan combines the binding's own lifecycle with the source's instances.
@@ -138,4 +151,6 @@ func (n NotYet) PlanExtract(_ context.Context, req *Request) ([]providers.Instan
 }
 
 // ApplyExtract does nothing.
-func (NotYet) ApplyExtract(context.Context, *Request, []providers.InstanceChange) hcl.Diagnostics { return nil }
+func (NotYet) ApplyExtract(context.Context, *Request, []providers.InstanceChange) hcl.Diagnostics {
+	return nil
+}

@@ -145,7 +145,7 @@ func (p *Picture) Order() []string {
 }
 
 // Instances turns the picture into one change per expected delivery.
-func (p *Picture) Instances(now time.Time, supplier string) []providers.InstanceChange {
+func (p *Picture) Instances(now time.Time, supplier string, sourceReady bool) []providers.InstanceChange {
 	var out []providers.InstanceChange
 	for _, k := range p.Order() {
 		pp := p.Periods[k]
@@ -187,6 +187,8 @@ func (p *Picture) Instances(now time.Time, supplier string) []providers.Instance
 			ic.Action, ic.Reason = providers.Wait, "not yet due"
 		case now.Before(deadline):
 			ic.Action, ic.Reason = providers.Wait, "expected by "+deadline.Format("2006-01-02 15:04 MST")
+		case !sourceReady:
+			ic.Action, ic.Reason, ic.Settled = providers.Awaiting, "no delivery yet; the source awaits "+supplier+"'s setup", true
 		case p.Requested[k] != nil:
 			ic.Action, ic.Reason, ic.Settled = providers.Awaiting, "re-extract requested "+p.Requested[k].Created.Format(time.DateOnly), true
 		default:
