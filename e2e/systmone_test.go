@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/providers/systmone/srfile"
 	"github.com/im1dev/im1/providers/systmone/tppsim"
 	"github.com/im1dev/im1/state"
 )
@@ -145,13 +147,14 @@ func TestSystmOneFaults(t *testing.T) {
 		action providers.InstanceAction
 		reason string
 		landed bool
+		warn   string
 	}{
 		"manifest lists a missing file": {f: tppsim.Faults{ManifestListsMissing: "SREvent"}, action: providers.Quarantine, reason: "missing from SRExtract"},
 		"non-CSV entry in the zip":      {f: tppsim.Faults{NonCSVEntry: true}, action: providers.Quarantine, reason: "readme.txt"},
 		"evil entry name":               {f: tppsim.Faults{EvilEntryName: true}, action: providers.Quarantine, reason: "SRExtract"},
 		"split zip":                     {f: tppsim.Faults{SplitZip: true}, action: providers.Landed, landed: true},
 		"RemovedData toggles":           {f: tppsim.Faults{RemovedDataToggle: true}, action: providers.Landed, landed: true},
-		"overlapping re-bulk":           {f: tppsim.Faults{Overlap: true}, action: providers.Landed, landed: true},
+		"overlapping re-bulk":           {f: tppsim.Faults{Overlap: true}, action: providers.Landed, landed: true, warn: "TPP re-bulk of SRCode"},
 		"From/To gap":                   {f: tppsim.Faults{GapMinutes: 90}, action: providers.Blocked, reason: "does not match end date of last batch"},
 		"folder left in progress":       {f: tppsim.Faults{LeaveInProgress: true}, action: providers.Wait},
 	}
@@ -163,6 +166,16 @@ func TestSystmOneFaults(t *testing.T) {
 			s.mustApply()
 			s.now = at("2026-11-21", 9, 0)
 			s.step("2026-11-21", tc.f)
+			if tc.warn != "" {
+				p := s.plan()
+				var found bool
+				for _, d := range p.Diagnostics {
+					found = found || strings.Contains(d.Summary, tc.warn)
+				}
+				if !found {
+					t.Errorf("plan does not warn %q", tc.warn)
+				}
+			}
 			s.apply()
 			ic := instances(s.plan(), "extract.sr")["2026-11-21"]
 			if ic.Action != tc.action || !strings.Contains(ic.Reason, tc.reason) {
@@ -191,8 +204,12 @@ func TestSystmOneManifestDiscrepancy(t *testing.T) {
 	s.now = at("2026-11-21", 9, 0)
 	s.step("2026-11-21", tppsim.Faults{WrongIsDelta: true})
 	d := s.apply()
-	if d.HasErrors() || !strings.Contains(d.Error(), "possible discrepancy between SRManifest (bulk = true) and file content (bulk = false) for SRPatient") {
-		t.Fatalf("diagnostics: %v", d)
+	var all strings.Builder
+	for _, x := range d {
+		all.WriteString(x.Summary + "\n")
+	}
+	if d.HasErrors() || !strings.Contains(all.String(), "possible discrepancy between SRManifest (bulk = true) and file content (bulk = false) for SRPatient") {
+		t.Fatalf("diagnostics: %s", all.String())
 	}
 }
 
@@ -234,4 +251,56 @@ func TestSystmOneInfoZip(t *testing.T) {
 			t.Errorf("%s differs between Go-made and Info-ZIP-made zips", tbl)
 		}
 	}
+}
+
+// What the reporting unit configured differently from the declaration is
+// drift with its evidence: a table missing, an undeclared table, an
+// organisation of the group absent, another delimiter.
+func TestSystmOneDrift(t *testing.T) {
+	s := newSRWorld(t, ",", `\"`)
+	s.mustApply()
+	s.step("2026-11-20", tppsim.Faults{})
+	s.mustApply()
+	cfg, err := tppsim.ReadHandoffConfig(filepath.Join(s.dir, "handoff"), "north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The unit set the report up without SRCode, with SREvent, for B82005 only.
+	c := *cfg
+	c.Tables = append([]srfile.ReportTable{}, c.Tables[0], srfile.ReportTable{Name: "SREvent"})
+	c.Organisations = []string{"B82005"}
+	s.now = at("2026-11-21", 9, 0)
+	from, _ := time.Parse(srfile.DateLayout, lastTo(t, s))
+	if _, err := tppsim.WriteExtract(tppsim.ExtractSpec{Root: s.sim.Root, Config: c, Time: at("2026-11-21", 2, 30), From: from, To: at("2026-11-21", 2, 30), Patients: 3, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	s.mustApply()
+	drift := driftText(s.plan())
+	for _, want := range []string{
+		"declared table SRCode is absent from the latest delivery",
+		"undeclared table SREvent is in the delivery",
+		"organisation B82018 of the group is absent from SROrganisation",
+	} {
+		if !strings.Contains(drift, want) {
+			t.Errorf("drift lacks %q:\n%s", want, drift)
+		}
+	}
+	// Another delimiter: the header does not match, and the reason says why.
+	c = *cfg
+	c.Delimiter = "|"
+	s.now = at("2026-11-22", 9, 0)
+	from, _ = time.Parse(srfile.DateLayout, lastTo(t, s))
+	if _, err := tppsim.WriteExtract(tppsim.ExtractSpec{Root: s.sim.Root, Config: c, Time: at("2026-11-22", 2, 30), From: from, To: at("2026-11-22", 2, 30), Patients: 3, Seed: 10}); err != nil {
+		t.Fatal(err)
+	}
+	s.apply()
+	ic := instances(s.plan(), "extract.sr")["2026-11-22"]
+	if ic.Action != providers.Quarantine || !strings.Contains(ic.Reason, `looks "|"-delimited; the report declares ","`) {
+		t.Errorf("instance %+v", ic)
+	}
+}
+
+func lastTo(t *testing.T, s *srWorld) string {
+	ds := s.deliveries()
+	return ds[len(ds)-1].SeqTo
 }

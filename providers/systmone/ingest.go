@@ -146,6 +146,11 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 			continue // apply quarantines it with the reason
 		}
 		f.man = m
+		if bulk := rebulkTables(m); len(bulk) > 0 && !m.IsFull() {
+			pic.Diags = append(pic.Diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
+				Summary: "TPP re-bulk of " + strings.Join(bulk, ", ") + " in extract " + f.name,
+				Detail:  "The manifest sends these tables in full (IsDelta=N) inside a delta extract; they are landed as sent, and rows re-sent unchanged are the downstream loader's to de-duplicate."})
+		}
 		if m.IsFull() {
 			b.Kind = "full"
 			gap = "" // a full extract starts the chain again
@@ -172,6 +177,23 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 	}
 	pic.Expect(env.Now())
 	return pic, folders, nil
+}
+
+// rebulkTables lists tables sent in full within an otherwise delta extract.
+func rebulkTables(m *srfile.Manifest) []string {
+	var full []string
+	delta := false
+	for _, r := range m.Rows {
+		if r.IsDelta {
+			delta = true
+		} else if !r.IsReference {
+			full = append(full, r.FileName)
+		}
+	}
+	if !delta {
+		return nil
+	}
+	return full
 }
 
 // PlanExtract implements extract.Source.
@@ -397,6 +419,7 @@ func (in *ingest) fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 		fresh = append(fresh, &undeclared[i])
 	}
 	obs := in.observations(stagedFiles)
+	in.newPractices(ctx, d, obs)
 	lm := &landing.Manifest{Supplier: "tpp", Cutoff: m.Cutoff()}
 	return extract.Commit(ctx, in.env, in.land, lm, d, files, fresh, obs, func(tx state.Tx) error {
 		return in.reportProven(tx, files)
@@ -511,26 +534,37 @@ func (in *ingest) stage(e srfile.Entry, table string, t srfile.ReportTable, batc
 	stats, err := landing.Check(rc, pend, spec)
 	if err != nil {
 		pend.Abort()
-		return nil, fmt.Errorf("%s: %w%s", e.Name, err, in.delimiterHint(stats, spec))
+		return nil, fmt.Errorf("%s: %w%s", e.Name, err, delimiterHint(e, spec))
 	}
 	return &staged{pending: pend, stats: stats, file: state.File{Table: table, RemoteName: e.Name, LandedPath: landRel,
 		LandedSHA256: stats.SHA256, LandedSize: stats.Bytes, Rows: stats.Rows, DeletedRows: stats.Deleted, BadNHS: stats.BadNHS,
 		Status: state.FileLanded}}, nil
 }
 
-// delimiterHint names the likely cause when a header has one column: the
-// file uses another delimiter or qualifier than the report declares.
-func (in *ingest) delimiterHint(stats landing.Stats, spec landing.CSVSpec) string {
-	if len(stats.Header) != 1 {
+// delimiterHint names the likely cause of a header that does not parse
+// or match: the file uses another delimiter than the report declares.
+func delimiterHint(e srfile.Entry, spec landing.CSVSpec) string {
+	rc, err := e.Open()
+	if err != nil {
 		return ""
 	}
-	h := stats.Header[0]
+	defer rc.Close()
+	buf := make([]byte, 4096)
+	n, _ := io.ReadFull(rc, buf)
+	line := string(buf[:n])
+	if i := strings.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i]
+	}
+	best, most := "", strings.Count(line, string(spec.Delimiter))
 	for _, c := range []string{",", "|", "\t", ";"} {
-		if c[0] != spec.Delimiter && strings.Count(h, c) > 0 {
-			return fmt.Sprintf(" (the header looks %q-delimited; the report declares %q)", c, string(spec.Delimiter))
+		if k := strings.Count(line, c); c[0] != spec.Delimiter && k > most {
+			best, most = c, k
 		}
 	}
-	return ""
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (the header looks %q-delimited; the report declares %q)", best, string(spec.Delimiter))
 }
 
 // stageFile lands a plain Windows-1252 CSV of the folder (SRMapping).
@@ -578,6 +612,33 @@ func (in *ingest) observations(files []*staged) []state.Observation {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ODS < out[j].ODS })
 	return out
+}
+
+// newPractices recognises a bulk that brings practices with data never
+// seen before: a new practice joining the feed (TPP sends its bulk as a
+// separate extract, beside the regular deltas).
+func (in *ingest) newPractices(ctx context.Context, d *state.Delivery, obs []state.Observation) {
+	prev, err := in.env.Store.Observations(ctx, in.src)
+	if err != nil || len(prev) == 0 {
+		return
+	}
+	seen := map[string]bool{}
+	for _, o := range prev {
+		if o.Rows > 0 {
+			seen[o.ODS] = true
+		}
+	}
+	var fresh []string
+	for _, o := range obs {
+		if o.Rows > 0 && !seen[o.ODS] {
+			fresh = append(fresh, o.ODS)
+		}
+	}
+	if len(fresh) > 0 {
+		in.diags = append(in.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
+			Summary: "extract " + d.BatchID + " brings data for new practice(s) " + strings.Join(fresh, ", "),
+			Detail:  "A new practice's first extract is its bulk; later deltas continue the chain for it."})
+	}
 }
 
 // reportProven marks the report sheet done when a landed delivery carries
