@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/im1dev/im1/providers/emis/emissim"
+	"github.com/im1dev/im1/providers/systmone/tppsim"
 )
 
 func (c *cli) simCommand() *ffcli.Command {
@@ -112,10 +113,12 @@ func (c *cli) simCommand() *ffcli.Command {
 		},
 	}
 	return &ffcli.Command{
-		Name: "sim", ShortUsage: "im1 sim emis [flags]", FlagSet: c.newFlags("sim"),
+		Name: "sim", ShortUsage: "im1 sim <emis|systmone> [flags]", FlagSet: c.newFlags("sim"),
 		ShortHelp:   "Run a supplier simulator standalone.",
-		Subcommands: []*ffcli.Command{emis},
-		Exec:        func(context.Context, []string) error { return &exitError{1, errors.New("sim needs a simulator: emis")} },
+		Subcommands: []*ffcli.Command{emis, c.simSystmOneCommand()},
+		Exec: func(context.Context, []string) error {
+			return &exitError{1, errors.New("sim needs a simulator: emis or systmone")}
+		},
 	}
 }
 
@@ -134,4 +137,52 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func (c *cli) simSystmOneCommand() *ffcli.Command {
+	fs := c.newFlags("sim systmone")
+	root := fs.String("root", "gateway", "the gateway root directory the SystmOne client writes extracts into")
+	handoffDir := fs.String("handoff", "handoff", "im1's handoff directory, where the report sheet is read")
+	report := fs.String("report", "", "the systmone_strategic_report name (its folder under handoff/systmone)")
+	days := fs.String("deliver", "", "write one extract for each of these days (yyyy-mm-dd, comma-separated) once the sheet is handed off")
+	poll := fs.Duration("poll", 2*time.Second, "how often to look for the report sheet")
+	return &ffcli.Command{
+		Name: "systmone", ShortUsage: "im1 sim systmone -report NAME [flags]", FlagSet: fs,
+		ShortHelp: "Run the SystmOne simulator: a client writing strategic-report extracts into a gateway root.",
+		LongHelp: "The simulator waits for im1 apply to hand off the report sheet, then writes the requested\n" +
+			"days' extracts (full first, then deltas) as the SystmOne client would: under a temporary\n" +
+			"name, renamed when complete, Windows-1252. Stop it with Ctrl-C.",
+		Exec: func(ctx context.Context, args []string) error {
+			if *report == "" {
+				return &exitError{1, errors.New("-report is required")}
+			}
+			sim := &tppsim.Sim{Root: *root, HandoffDir: *handoffDir, Report: *report, Seed: 1}
+			pending := splitList(*days)
+			fmt.Fprintf(c.stdout, "SystmOne simulator writing into %s for report %s\n", *root, *report)
+			t := time.NewTicker(*poll)
+			defer t.Stop()
+			for {
+				if _, err := tppsim.ReadHandoff(*handoffDir, *report); err == nil {
+					for len(pending) > 0 {
+						day, err := time.Parse(time.DateOnly, pending[0])
+						if err != nil {
+							return &exitError{1, fmt.Errorf("-deliver: %w", err)}
+						}
+						folder, err := sim.Step(day, tppsim.Faults{})
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.stdout, "wrote extract %s for %s\n", filepath.Base(folder), pending[0])
+						pending = pending[1:]
+					}
+				}
+				select {
+				case <-ctx.Done():
+					fmt.Fprintln(c.stdout, "simulator stopped")
+					return nil
+				case <-t.C:
+				}
+			}
+		},
+	}
 }
