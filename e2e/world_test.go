@@ -46,6 +46,8 @@ type world struct {
 	remoteDir  string
 	senderKey  string
 	keyExtra   string
+	retention  string
+	purge      bool
 	rawConfig  string // when set, used instead of config()
 	hostSigner ssh.Signer
 	clientPub  ssh.PublicKey
@@ -145,14 +147,14 @@ dataset "core" {
 schedule "daily" {
   frequency = "daily"
   start     = "2026-11-20"
-  lateness  = "36h"
+  lateness  = "36h"%s
 }
 extract "core" {
   source   = emis_site.central
   dataset  = dataset.core
   schedule = schedule.daily
 }
-%s`, w.keyExtra, w.port, w.user, w.hostKey, w.keyFile, agreement, w.remoteDir, w.senderLine(), w.tables, w.extra)
+%s`, w.keyExtra, w.port, w.user, w.hostKey, w.keyFile, agreement, w.remoteDir, w.senderLine(), w.tables, w.retentionLine(), w.extra)
 }
 
 func (w *world) engine() *reconcile.Engine {
@@ -166,7 +168,7 @@ func (w *world) engine() *reconcile.Engine {
 	}
 	now := w.now
 	e, diags := reconcile.Load(reconcile.Options{
-		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now },
+		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now }, PurgeWithdrawn: w.purge,
 		Getenv: func(k string) string {
 			if k == "IM1_KEY_PASSPHRASE" {
 				return passphrase
@@ -290,4 +292,11 @@ func (w *world) senderLine() string {
 		return ""
 	}
 	return fmt.Sprintf("\n  sender_key_file   = %q", w.senderKey)
+}
+
+func (w *world) retentionLine() string {
+	if w.retention == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n  retention = %q", w.retention)
 }

@@ -49,6 +49,10 @@ type Env struct {
 	Getenv func(string) string
 	// FileMode and DirMode for landed data (0640 and 0750 by default).
 	FileMode, DirMode os.FileMode
+	// PurgeWithdrawn lets apply remove data landed under an approval or
+	// permission that has ended (apply -purge-withdrawn); off, plan only
+	// lists it.
+	PurgeWithdrawn bool
 }
 
 // Dirs are the directories of the im1 block, all absolute.
@@ -116,6 +120,11 @@ const (
 	Quarantine InstanceAction = "quarantine"
 	Awaiting   InstanceAction = "awaiting supplier"
 	Withdrawn  InstanceAction = "withdrawn"
+	// Purge removes what landed under an ended approval or permission
+	// (only with apply -purge-withdrawn); Expire removes what is past the
+	// schedule's retention.
+	Purge  InstanceAction = "purge"
+	Expire InstanceAction = "expire"
 )
 
 // InstanceChange is the plan for one expected delivery of an extract.

@@ -46,6 +46,8 @@ type Options struct {
 	LockTimeout time.Duration
 	// Operation names the command for the lock and audit ("apply").
 	Operation string
+	// PurgeWithdrawn lets apply remove data landed under ended approvals.
+	PurgeWithdrawn bool
 }
 
 // Engine is one loaded configuration and its state.
@@ -103,6 +105,8 @@ func Load(opts Options) (*Engine, hcl.Diagnostics) {
 		Getenv:   opts.Getenv,
 		FileMode: st.FileMode,
 		DirMode:  st.DirMode,
+
+		PurgeWithdrawn: opts.PurgeWithdrawn,
 	}
 	return e, diags
 }

@@ -193,7 +193,7 @@ func renderInstances(w io.Writer, rc ResourceChange, o RenderOptions) {
 		counts[ic.Action]++
 	}
 	var parts []string
-	for _, a := range []providers.InstanceAction{providers.Fetch, providers.Repair, providers.Request, providers.Blocked, providers.Quarantine, providers.Awaiting, providers.Wait, providers.Withdrawn, providers.Landed} {
+	for _, a := range []providers.InstanceAction{providers.Fetch, providers.Repair, providers.Request, providers.Blocked, providers.Quarantine, providers.Awaiting, providers.Purge, providers.Expire, providers.Wait, providers.Withdrawn, providers.Landed} {
 		if n := counts[a]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, a))
 		}

@@ -103,6 +103,7 @@ const (
 	DeliveryLanded      = "landed"
 	DeliveryQuarantined = "quarantined"
 	DeliveryWithdrawn   = "withdrawn"
+	DeliveryExpired     = "expired"
 )
 
 // File is one file of a delivery.

@@ -43,6 +43,8 @@ type runFlags struct {
 	refreshOnly bool
 	json        bool
 	verbose     bool
+	// purgeWithdrawn is apply's -purge-withdrawn.
+	purgeWithdrawn bool
 }
 
 func (r *runFlags) register(fs *flag.FlagSet) {

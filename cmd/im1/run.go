@@ -69,6 +69,7 @@ func (c *cli) loadWith(rf *runFlags, op string, progress providers.Progress) (*r
 		opts.LockTimeout = rf.lockTimeout
 		opts.NoRefresh = !rf.refresh
 		opts.RefreshOnly = rf.refreshOnly
+		opts.PurgeWithdrawn = rf.purgeWithdrawn
 	}
 	e, diags := reconcile.Load(opts)
 	var cfg *config.Config
@@ -214,6 +215,7 @@ func (c *cli) applyCommand() *ffcli.Command {
 	var rf runFlags
 	rf.register(fs)
 	auto := fs.Bool("auto-approve", false, "apply without asking for confirmation")
+	purge := fs.Bool("purge-withdrawn", false, "remove data landed under an IG approval or practice permission that has ended (recorded in the audit log)")
 	return &ffcli.Command{
 		Name: "apply", ShortUsage: "im1 apply [flags] [PLANFILE]", FlagSet: fs,
 		ShortHelp: "Make it so: create and rotate keys, fetch, verify, land and repair extracts.",
@@ -236,6 +238,7 @@ func (c *cli) applyCommand() *ffcli.Command {
 			}
 			progress, wait := newProgress(c.stderr)
 			defer wait()
+			rf.purgeWithdrawn = *purge
 			e, err := c.loadWith(&rf, "apply", progress)
 			if err != nil {
 				return err

@@ -44,7 +44,7 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 	if err != nil {
 		return nil, nil, err
 	}
-	return pic.Instances(req.Env.Now(), "EMIS", req.SourceReady), pic.Diags, nil
+	return pic.Instances(req, "EMIS"), pic.Diags, nil
 }
 
 // run is one apply of one extract.
@@ -148,6 +148,13 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 					// A later delta must not land before this one.
 					return append(append(diags, r.diags...), &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "extract " + k + ": " + firstLine(err.Error()), Detail: err.Error()})
 				}
+			}
+		case providers.Purge, providers.Expire:
+			err := pic.Remove(ctx, req, k, func(d *state.Delivery) string {
+				return path.Join(extract.DirName(req.Addr), extract.DirName(d.Source), d.BatchID)
+			})
+			if err != nil {
+				diags = fail("removing "+k, err)
 			}
 		case providers.Request:
 			payload := map[string]any{"sharing_agreement": providers.String(req.Source, "sharing_agreement"), "reason": "no delivery arrived for " + k}

@@ -31,6 +31,16 @@ type Request struct {
 	// report sheet): missing deliveries before that await the supplier, and
 	// no re-extract is requested.
 	SourceReady bool
+	// Ends is when extraction must stop: the dataset's IG approval or the
+	// permission of every organisation the source delivers, whichever ends
+	// first (zero: it does not end). Periods after it are withdrawn.
+	Ends Ending
+}
+
+// Ending says when and why extraction stops.
+type Ending struct {
+	Day    time.Time // last day covered; periods after it are withdrawn
+	Reason string    // "IG approval IG-2026-014 ended 2026-11-30"
 }
 
 // Source is what a supplier provider implements for extracts.
@@ -79,6 +89,11 @@ func (r *Resource) request(addr string, v cty.Value, env *providers.Env) (*Reque
 		}
 		req.SourceReady = r != nil && r.Status == state.StatusReady
 	}
+	ends, err := endings(context.Background(), req, zone)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Ends = ends
 	return req, s, nil
 }
 
@@ -125,7 +140,8 @@ func (r *Resource) Apply(ctx context.Context, req *providers.ApplyRequest) (*pro
 	out := &providers.ApplyResponse{State: &providers.Prior{Value: req.Config, Status: state.StatusReady}}
 	var todo []providers.InstanceChange
 	for _, ic := range req.Planned.Instances {
-		if !ic.Settled && (ic.Action == providers.Fetch || ic.Action == providers.Repair || ic.Action == providers.Request) {
+		if !ic.Settled && (ic.Action == providers.Fetch || ic.Action == providers.Repair || ic.Action == providers.Request ||
+			ic.Action == providers.Purge || ic.Action == providers.Expire) {
 			todo = append(todo, ic)
 		}
 	}

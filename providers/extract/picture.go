@@ -145,11 +145,19 @@ func (p *Picture) Order() []string {
 }
 
 // Instances turns the picture into one change per expected delivery.
-func (p *Picture) Instances(now time.Time, supplier string, sourceReady bool) []providers.InstanceChange {
+func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceChange {
+	now, sourceReady := req.Env.Now(), req.SourceReady
 	var out []providers.InstanceChange
 	for _, k := range p.Order() {
 		pp := p.Periods[k]
 		ic := providers.InstanceChange{Key: k}
+		if special, ok := p.ending(req, pp); ok {
+			if special.Action != "" {
+				special.Key = k
+				out = append(out, special)
+			}
+			continue
+		}
 		var fetch, repair, blocked, waiting []string
 		for _, b := range pp.Batches {
 			switch {
@@ -197,6 +205,46 @@ func (p *Picture) Instances(now time.Time, supplier string, sourceReady bool) []
 		out = append(out, ic)
 	}
 	return out
+}
+
+// ending decides periods after the extract's end or past retention: what
+// landed there is listed (withdrawn), removed on request (purge), or
+// removed because retention says so (expire); nothing is fetched.
+func (p *Picture) ending(req *Request, pp *Period) (providers.InstanceChange, bool) {
+	n := len(pp.Landed)
+	switch {
+	case req.Withdrawn(pp.Key) && n > 0 && req.Env.PurgeWithdrawn:
+		return providers.InstanceChange{Action: providers.Purge, Reason: fmt.Sprintf("remove %d landed batch(es): %s", n, req.Ends.Reason)}, true
+	case req.Withdrawn(pp.Key) && n > 0:
+		return providers.InstanceChange{Action: providers.Withdrawn, Settled: true,
+			Reason: fmt.Sprintf("%d batch(es) landed after %s; `im1 apply -purge-withdrawn` removes them", n, req.Ends.Reason)}, true
+	case req.Withdrawn(pp.Key):
+		return providers.InstanceChange{Action: providers.Withdrawn, Settled: true, Reason: "not fetched: " + req.Ends.Reason}, true
+	case req.Expired(pp.Key) && n > 0:
+		return providers.InstanceChange{Action: providers.Expire, Reason: fmt.Sprintf("%d landed batch(es) past the retention of %s", n, req.Schedule.Retention)}, true
+	case req.Expired(pp.Key):
+		return providers.InstanceChange{}, true // no longer expected, nothing kept
+	}
+	return providers.InstanceChange{}, false
+}
+
+// Remove carries out purge and expire for a period: every landed delivery
+// in it is removed, with its archive folder (archiveOf names it).
+func (p *Picture) Remove(ctx context.Context, req *Request, key string, archiveOf func(*state.Delivery) string) error {
+	pp := p.Periods[key]
+	if pp == nil {
+		return nil
+	}
+	status, why := state.DeliveryWithdrawn, req.Ends.Reason
+	if !req.Withdrawn(pp.Key) {
+		status, why = state.DeliveryExpired, "past the retention of "+req.Schedule.Retention.String()
+	}
+	for _, d := range pp.Landed {
+		if err := RemoveLanded(ctx, req.Env, d, archiveOf(d), status, why); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func dedupe(xs []string) string {

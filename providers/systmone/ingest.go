@@ -205,7 +205,7 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 	if err != nil {
 		return nil, nil, err
 	}
-	return pic.Instances(req.Env.Now(), "the SystmOne reporting unit", req.SourceReady), pic.Diags, nil
+	return pic.Instances(req, "the SystmOne reporting unit"), pic.Diags, nil
 }
 
 // ingest is one apply of one SystmOne extract.
@@ -264,6 +264,13 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 				if err != nil {
 					return append(append(diags, in.diags...), &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "extract " + k + ": " + err.Error()})
 				}
+			}
+		case providers.Purge, providers.Expire:
+			err := pic.Remove(ctx, req, k, func(d *state.Delivery) string {
+				return path.Join(extract.DirName(req.Addr), extract.DirName(d.Source), d.BatchID)
+			})
+			if err != nil {
+				diags = fail("removing "+k, err)
 			}
 		case providers.Request:
 			payload := map[string]any{"report": in.src, "reason": "no extract arrived for " + k}

@@ -1,0 +1,130 @@
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/im1dev/im1/providers"
+	"github.com/im1dev/im1/providers/landing"
+	"github.com/im1dev/im1/state"
+)
+
+// endings works out when extraction must stop for this extract: the
+// dataset's IG approval, or the permission of every organisation the
+// source delivers (a multi-organisation extract cannot drop one practice's
+// rows, so one practice's end is reported, not enforced by withdrawal).
+func endings(ctx context.Context, req *Request, zone *time.Location) (Ending, error) {
+	var end Ending
+	consider := func(day, reason string) {
+		t, err := time.ParseInLocation(time.DateOnly, day, zone)
+		if err != nil {
+			return
+		}
+		if end.Day.IsZero() || t.Before(end.Day) {
+			end = Ending{Day: t, Reason: reason}
+		}
+	}
+	if d := providers.String(req.Dataset, "approval_expires"); d != "" {
+		consider(d, fmt.Sprintf("IG approval %s ended %s", providers.String(req.Dataset, "ig_approval"), d))
+	}
+	orgs := providers.Strings(req.Source, "organisations")
+	if len(orgs) == 0 {
+		orgs = providers.Strings(providers.GetAttr(req.Source, "organisation_group"), "organisations")
+	}
+	if len(orgs) == 0 || req.Env.Store == nil {
+		return end, nil
+	}
+	until, err := permissions(ctx, req.Env.Store)
+	if err != nil {
+		return end, err
+	}
+	latest, all := "", true
+	for _, ods := range orgs {
+		u := until[ods]
+		if u == "" {
+			all = false
+			break
+		}
+		if u > latest {
+			latest = u
+		}
+	}
+	if all && latest != "" {
+		consider(latest, fmt.Sprintf("the practices' permission (%v) ended %s", orgs, latest))
+	}
+	return end, nil
+}
+
+// permissions maps ODS codes to the end of the practice's permission, as
+// state records the organisation resources.
+func permissions(ctx context.Context, st state.Store) (map[string]string, error) {
+	rs, err := st.Resources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range rs {
+		if r.Type != "organisation" {
+			continue
+		}
+		var a struct {
+			ODS   string `json:"ods"`
+			Until string `json:"permission_until"`
+		}
+		if json.Unmarshal(r.Attrs, &a) == nil && a.ODS != "" {
+			out[a.ODS] = a.Until
+		}
+	}
+	return out, nil
+}
+
+// Withdrawn reports whether a period lies after the extract's end.
+func (r *Request) Withdrawn(period time.Time) bool {
+	return !r.Ends.Day.IsZero() && period.After(r.Ends.Day)
+}
+
+// Expired reports whether a period is past the schedule's retention.
+func (r *Request) Expired(period time.Time) bool {
+	return r.Schedule.Retention > 0 && period.Add(r.Schedule.Retention).Before(r.Schedule.Day(r.Env.Now()))
+}
+
+// RemoveLanded deletes what a delivery landed (the batch directory and its
+// archived copy), marks it withdrawn or expired, and records the removal
+// in the audit log: this is patient data leaving im1's hands.
+func RemoveLanded(ctx context.Context, env *providers.Env, d *state.Delivery, archiveRel, status, why string) error {
+	land, err := landing.OpenDir(env.Dirs.Landing, env.FileMode, env.DirMode)
+	if err != nil {
+		return err
+	}
+	defer land.Close()
+	if err := land.RemoveAll(d.Path); err != nil {
+		return fmt.Errorf("removing %s: %w", d.Path, err)
+	}
+	if archiveRel != "" {
+		arch, err := landing.OpenDir(env.Dirs.Archive, env.FileMode, env.DirMode)
+		if err != nil {
+			return err
+		}
+		defer arch.Close()
+		if err := arch.RemoveAll(archiveRel); err != nil {
+			return fmt.Errorf("removing archive %s: %w", archiveRel, err)
+		}
+	}
+	detail, _ := json.Marshal(map[string]string{"extract": d.Extract, "batch": d.BatchID, "day": d.Day,
+		"landed": path.Join(env.Dirs.Landing, d.Path), "archive": archiveRel, "reason": why})
+	op := "purge-withdrawn"
+	if status == state.DeliveryExpired {
+		op = "retention"
+	}
+	d.Status, d.Reason = status, why
+	return env.Store.Tx(ctx, func(tx state.Tx) error {
+		if err := tx.PutDelivery(d); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(state.AuditEntry{Time: env.Now().UTC(), Who: "im1", Operation: op, Outcome: "ok", Detail: string(detail)})
+		return err
+	})
+}

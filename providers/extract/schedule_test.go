@@ -1,0 +1,71 @@
+package extract
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSchedulePeriodsAcrossClockChanges(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	day := func(s string) time.Time {
+		v, _ := time.ParseInLocation(time.DateOnly, s, london)
+		return v
+	}
+	cases := map[string]struct {
+		freq, start string
+		at          time.Time
+		want        string
+	}{
+		// 23:30 UTC on 24 Oct 2026 is 00:30 BST on the 25th: a UK day.
+		"BST evening belongs to the next UK day": {"daily", "2026-10-01", utc("2026-10-24T23:30:00Z"), "2026-10-25"},
+		// The clocks go back at 01:00 UTC on 25 Oct; 23:30 UTC that day is GMT.
+		"GMT after the autumn change": {"daily", "2026-10-01", utc("2026-10-25T23:30:00Z"), "2026-10-25"},
+		// Spring forward on 28 Mar 2027 at 01:00 UTC: 00:30 UTC is still GMT.
+		"night of the spring change": {"daily", "2027-03-01", utc("2027-03-28T00:30:00Z"), "2027-03-28"},
+		"after the spring change":    {"daily", "2027-03-01", utc("2027-03-28T23:30:00Z"), "2027-03-29"},
+		"weekly keyed by first day":  {"weekly", "2026-10-19", utc("2026-10-28T10:00:00Z"), "2026-10-26"},
+		"weekly across the change":   {"weekly", "2026-10-19", utc("2026-11-02T00:30:00Z"), "2026-11-02"},
+		"last hour of a week":        {"weekly", "2026-10-19", utc("2026-11-01T23:30:00Z"), "2026-10-26"},
+		"monthly keyed by the first": {"monthly", "2026-10-01", utc("2026-11-29T10:00:00Z"), "2026-11-01"},
+		"monthly at a BST midnight":  {"monthly", "2026-08-01", utc("2026-09-30T23:30:00Z"), "2026-10-01"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := Schedule{Frequency: tc.freq, Start: day(tc.start), Zone: london}
+			if got := Key(s.PeriodOf(tc.at)); got != tc.want {
+				t.Errorf("PeriodOf(%s) = %s, want %s", tc.at, got, tc.want)
+			}
+		})
+	}
+	// A week of daily periods across the autumn change has 7 keys, one per UK day.
+	s := Schedule{Frequency: "daily", Start: day("2026-10-22"), Zone: london}
+	ps := s.Periods(utc("2026-10-28T12:00:00Z"))
+	if len(ps) != 7 || Key(ps[0]) != "2026-10-22" || Key(ps[6]) != "2026-10-28" {
+		t.Errorf("periods %v", ps)
+	}
+	for i := 1; i < len(ps); i++ {
+		if ps[i].Sub(ps[i-1]) != 24*time.Hour && ps[i].Sub(ps[i-1]) != 25*time.Hour {
+			t.Errorf("period %d is %s long", i, ps[i].Sub(ps[i-1]))
+		}
+	}
+}
+
+func TestScheduleDeadlineAndWithdrawal(t *testing.T) {
+	london, _ := time.LoadLocation("Europe/London")
+	start, _ := time.ParseInLocation(time.DateOnly, "2026-11-20", london)
+	s := Schedule{Frequency: "daily", Start: start, Lateness: 36 * time.Hour, Zone: london}
+	p := s.PeriodOf(start.Add(30 * time.Hour))
+	if got := s.Deadline(p).Format(time.RFC3339); got != "2026-11-22T12:00:00Z" {
+		t.Errorf("deadline %s", got)
+	}
+}
