@@ -304,3 +304,67 @@ func lastTo(t *testing.T, s *srWorld) string {
 	ds := s.deliveries()
 	return ds[len(ds)-1].SeqTo
 }
+
+// A day the client did not run is requested after the lateness tolerance;
+// the simulated service desk re-runs it; it lands, overlapping (allowed).
+func TestSystmOneMissedDayRecovered(t *testing.T) {
+	s := newSRWorld(t, ",", `\"`)
+	s.mustApply()
+	s.step("2026-11-20", tppsim.Faults{})
+	s.mustApply()
+	s.now = at("2026-11-22", 9, 0)
+	s.step("2026-11-22", tppsim.Faults{})
+	s.mustApply()
+	s.now = at("2026-11-23", 9, 0)
+	if ic := instances(s.plan(), "extract.sr")["2026-11-21"]; ic.Action != providers.Request {
+		t.Fatalf("21st: %+v", ic)
+	}
+	s.mustApply()
+	if ic := instances(s.plan(), "extract.sr")["2026-11-21"]; ic.Action != providers.Awaiting || !ic.Settled {
+		t.Fatalf("21st after the request: %+v", ic)
+	}
+	days, err := s.sim.AnswerRequests()
+	if err != nil || len(days) != 1 {
+		t.Fatalf("answered %v %v", days, err)
+	}
+	s.mustApply()
+	for _, k := range []string{"2026-11-20", "2026-11-21", "2026-11-22"} {
+		if ic := instances(s.plan(), "extract.sr")[k]; ic.Action != providers.Landed {
+			t.Errorf("%s: %+v", k, ic)
+		}
+	}
+}
+
+// A delta after a gap is blocked; a new full extract supersedes it and
+// the chain goes on from the full one.
+func TestSystmOneGapThenFull(t *testing.T) {
+	s := newSRWorld(t, ",", `\"`)
+	s.mustApply()
+	s.step("2026-11-20", tppsim.Faults{})
+	s.mustApply()
+	s.now = at("2026-11-21", 9, 0)
+	s.step("2026-11-21", tppsim.Faults{GapMinutes: 120})
+	s.mustApply()
+	if ic := instances(s.plan(), "extract.sr")["2026-11-21"]; ic.Action != providers.Blocked {
+		t.Fatalf("21st: %+v", ic)
+	}
+	cfg, err := tppsim.ReadHandoffConfig(filepath.Join(s.dir, "handoff"), "north")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = at("2026-11-22", 9, 0)
+	if _, err := tppsim.WriteExtract(tppsim.ExtractSpec{Root: s.sim.Root, Config: *cfg, Time: at("2026-11-22", 2, 30), To: at("2026-11-22", 2, 30), Full: true, Patients: 3, Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	s.mustApply()
+	inst := instances(s.plan(), "extract.sr")
+	if ic := inst["2026-11-22"]; ic.Action != providers.Landed {
+		t.Fatalf("22nd: %+v", ic)
+	}
+	if ic := inst["2026-11-21"]; ic.Action != providers.Withdrawn || !ic.Settled || !strings.Contains(ic.Reason, "superseded by full extract") {
+		t.Fatalf("21st after the full extract: %+v", ic)
+	}
+	if !s.plan().Empty() {
+		t.Errorf("not converged")
+	}
+}

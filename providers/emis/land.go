@@ -351,11 +351,20 @@ func (r *run) fetchBatch(ctx context.Context, pp *extract.Period, eb *extract.Ba
 		files = prev
 	}
 	var fresh []*state.File
+	rows := map[string]int64{}
+	if eb.Delivery != nil {
+		rows = r.priorRows(ctx, d)
+	}
 	for _, l := range results {
 		files = append(files, l.file)
 		fresh = append(fresh, &l.file)
+		if l.table != emisfile.SharingOrganisation && l.table != emisfile.AdminOrganisation {
+			for g, n := range l.stats.PerOrg {
+				rows[strings.ToUpper(g)] += n
+			}
+		}
 	}
-	obs, err := r.observations(d, files)
+	obs, err := r.observations(d, files, rows)
 	if err != nil {
 		r.diags = append(r.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "batch " + b.ID + ": organisation files unreadable", Detail: err.Error()})
 	}
@@ -472,9 +481,25 @@ func emisCutoff(t time.Time, zone *time.Location) time.Time {
 	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, zone)
 }
 
+// priorRows is the per-organisation row counts recorded for a delivery.
+func (r *run) priorRows(ctx context.Context, d *state.Delivery) map[string]int64 {
+	out := map[string]int64{}
+	obs, err := r.env.Store.Observations(ctx, d.Source)
+	if err != nil {
+		return out
+	}
+	for _, o := range obs {
+		if o.DeliveryID == d.ID {
+			out[o.OrgGUID] = o.Rows
+		}
+	}
+	return out
+}
+
 // observations reads the batch's sharing-agreement and organisation files
-// as landed, joined by OrganisationGuid.
-func (r *run) observations(d *state.Delivery, files []state.File) ([]state.Observation, error) {
+// as landed, joined by OrganisationGuid; rows are the dataset's rows per
+// OrganisationGuid (upper case), for coverage reports.
+func (r *run) observations(d *state.Delivery, files []state.File, rows map[string]int64) ([]state.Observation, error) {
 	var sharing []emisfile.SharingOrg
 	var orgs []emisfile.Org
 	for _, f := range files {
@@ -519,7 +544,8 @@ func (r *run) observations(d *state.Delivery, files []state.File) ([]state.Obser
 		o.ODS, o.Name = og.ODSCode, og.Name
 	}
 	out := make([]state.Observation, 0, len(byGUID))
-	for _, o := range byGUID {
+	for g, o := range byGUID {
+		o.Rows = rows[g]
 		out = append(out, *o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].OrgGUID < out[j].OrgGUID })
@@ -565,7 +591,8 @@ func (r *run) repair(ctx context.Context, eb *extract.Batch) error {
 	if err != nil {
 		return err
 	}
-	obs, err := r.observations(d, all)
+	// Re-landed files have the bytes recorded, so the row counts stand.
+	obs, err := r.observations(d, all, r.priorRows(ctx, d))
 	if err != nil {
 		return err
 	}

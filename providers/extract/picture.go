@@ -26,6 +26,8 @@ type Batch struct {
 	Repair   []state.File    // landed files missing or changed
 	Problem  string          // not fetchable yet (incomplete, in progress)
 	Blocked  string          // loading it would break the delta chain
+	// Superseded names the later full extract that makes this delta moot.
+	Superseded string
 	Kind     string          // full or delta
 	// Detail is the supplier's own view of the batch.
 	Detail any
@@ -158,9 +160,11 @@ func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceC
 			}
 			continue
 		}
-		var fetch, repair, blocked, waiting []string
+		var fetch, repair, blocked, waiting, superseded []string
 		for _, b := range pp.Batches {
 			switch {
+			case b.Superseded != "":
+				superseded = append(superseded, "batch "+b.ID+" superseded by full extract "+b.Superseded)
 			case len(b.Repair) > 0:
 				var parts []string
 				for _, f := range b.Repair {
@@ -191,6 +195,8 @@ func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceC
 			ic.Action, ic.Reason, ic.Settled = providers.Quarantine, pp.Quarantined[0].Reason, true
 		case len(waiting) > 0:
 			ic.Action, ic.Reason = providers.Wait, strings.Join(waiting, "; ")
+		case len(superseded) > 0:
+			ic.Action, ic.Reason, ic.Settled = providers.Withdrawn, strings.Join(superseded, "; ")+" (its data is included there)", true
 		case now.Before(pp.Key):
 			ic.Action, ic.Reason = providers.Wait, "not yet due"
 		case now.Before(deadline):

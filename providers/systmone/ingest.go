@@ -129,6 +129,22 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 			}
 		}
 	}
+	// A full extract makes every earlier delta not yet landed moot.
+	var fullAt time.Time
+	fullName := ""
+	for _, d := range byBatch {
+		if d.Status == state.DeliveryLanded && d.Kind == "full" && d.Cutoff.After(fullAt) {
+			fullAt, fullName = d.Cutoff, d.BatchID
+		}
+	}
+	for _, f := range folders {
+		if byBatch[f.name] != nil || len(f.missing()) > 0 {
+			continue
+		}
+		if m, err := readManifest(filepath.Join(root, f.name)); err == nil && m.IsFull() && f.time.After(fullAt) {
+			fullAt, fullName = f.time, f.name
+		}
+	}
 	gap := ""
 	for _, f := range folders {
 		d := byBatch[f.name]
@@ -146,6 +162,10 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 			continue // apply quarantines it with the reason
 		}
 		f.man = m
+		if !m.IsFull() && f.time.Before(fullAt) {
+			b.Superseded = fullName
+			continue
+		}
 		if bulk := rebulkTables(m); len(bulk) > 0 && !m.IsFull() {
 			pic.Diags = append(pic.Diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
 				Summary: "TPP re-bulk of " + strings.Join(bulk, ", ") + " in extract " + f.name,
