@@ -28,7 +28,7 @@ type Batch struct {
 	Blocked  string          // loading it would break the delta chain
 	// Superseded names the later full extract that makes this delta moot.
 	Superseded string
-	Kind     string          // full or delta
+	Kind       string // full or delta
 	// Detail is the supplier's own view of the batch.
 	Detail any
 }
