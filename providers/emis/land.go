@@ -92,13 +92,10 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 	if err != nil {
 		return fail("planning the extract", err)
 	}
-	if r.archive, err = landing.OpenDir(env.Dirs.Archive, env.FileMode, env.DirMode); err != nil {
-		return fail("opening the archive directory", err)
+	if r.archive, r.land, err = extract.OpenDirs(env); err != nil {
+		return fail("opening the archive and landing directories", err)
 	}
 	defer r.archive.Close()
-	if r.land, err = landing.OpenDir(env.Dirs.Landing, env.FileMode, env.DirMode); err != nil {
-		return fail("opening the landing directory", err)
-	}
 	defer r.land.Close()
 	needKeys := false
 	for _, k := range pic.Order() {
@@ -126,44 +123,11 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 			r.signers = openpgp.EntityList{e}
 		}
 	}
-	for _, k := range pic.Order() {
-		if err := ctx.Err(); err != nil {
-			return append(diags, r.diags...)
-		}
-		pp := pic.Periods[k]
-		switch todo[k] {
-		case providers.Fetch, providers.Repair:
-			sort.SliceStable(pp.Batches, func(i, j int) bool { return pp.Batches[i].Time.Before(pp.Batches[j].Time) })
-			for _, b := range pp.Batches {
-				var err error
-				switch {
-				case len(b.Repair) > 0:
-					err = r.repair(ctx, b)
-				case b.Problem != "" || b.Blocked != "":
-					continue
-				default:
-					err = r.fetchBatch(ctx, pp, b)
-				}
-				if err != nil {
-					// A later delta must not land before this one.
-					return append(append(diags, r.diags...), &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "extract " + k + ": " + firstLine(err.Error()), Detail: err.Error()})
-				}
-			}
-		case providers.Purge, providers.Expire:
-			err := pic.Remove(ctx, req, k, func(d *state.Delivery) string {
-				return path.Join(extract.DirName(req.Addr), extract.DirName(d.Source), d.BatchID)
-			})
-			if err != nil {
-				diags = fail("removing "+k, err)
-			}
-		case providers.Request:
-			payload := map[string]any{"sharing_agreement": providers.String(req.Source, "sharing_agreement"), "reason": "no delivery arrived for " + k}
-			if err := extract.WriteRequest(ctx, env, "emis", providers.String(req.Source, "address"), req.Addr, k, payload,
-				"Please re-extract it for sharing agreement "+providers.String(req.Source, "sharing_agreement")+"."); err != nil {
-				diags = fail("writing the re-extract request for "+k, err)
-			}
-		}
-	}
+	diags = append(diags, pic.Apply(ctx, req, changes, r, extract.RequestNote{
+		Supplier: "emis",
+		Payload:  map[string]any{"sharing_agreement": providers.String(req.Source, "sharing_agreement")},
+		Text:     "Please re-extract it for sharing agreement " + providers.String(req.Source, "sharing_agreement") + ".",
+	})...)
 	return append(diags, r.diags...)
 }
 
@@ -256,13 +220,14 @@ type landed struct {
 // (or its late files). Files land only when every file of the batch has
 // passed decryption, integrity and CSV checks; then manifest.json is
 // written last and state is committed.
-func (r *run) fetchBatch(ctx context.Context, pp *extract.Period, eb *extract.Batch) error {
+// Fetch implements extract.Worker.
+func (r *run) Fetch(ctx context.Context, pp *extract.Period, eb *extract.Batch) error {
 	bp := eb.Detail.(*batchPlan)
 	b := bp.batch
 	src := providers.String(r.req.Source, "address")
 	day := extract.Key(pp.Key)
-	batchDir := path.Join(extract.DirName(r.req.Addr), extract.DirName(src), day, b.ID)
-	archDir := path.Join(extract.DirName(r.req.Addr), extract.DirName(src), b.ID)
+	batchDir := extract.LandingDir(r.req.Addr, src, day, b.ID)
+	archDir := extract.ArchiveDir(r.req.Addr, src, b.ID)
 	results := make([]*landed, len(bp.fetch))
 	errs := make([]error, len(bp.fetch))
 	quarantine := make([]bool, len(bp.fetch))
@@ -554,7 +519,8 @@ func (r *run) observations(d *state.Delivery, files []state.File, rows map[strin
 
 // repair re-lands missing or changed files: from the archived ciphertext
 // when its hash still matches, else downloaded again.
-func (r *run) repair(ctx context.Context, eb *extract.Batch) error {
+// Repair implements extract.Worker.
+func (r *run) Repair(ctx context.Context, eb *extract.Batch) error {
 	d := eb.Delivery
 	var fixed []*state.File
 	for i := range eb.Repair {

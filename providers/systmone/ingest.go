@@ -246,60 +246,21 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()})
 	}
 	env := req.Env
-	todo := map[string]providers.InstanceAction{}
-	for _, c := range changes {
-		todo[c.Key] = c.Action
-	}
 	pic, _, err := p.picture(ctx, req)
 	if err != nil {
 		return fail("reading the gateway root", err)
 	}
 	in := &ingest{req: req, env: env, src: providers.String(req.Source, "address"), root: rootDir(req.Source, env)}
-	if in.archive, err = landing.OpenDir(env.Dirs.Archive, env.FileMode, env.DirMode); err != nil {
-		return fail("opening the archive directory", err)
+	if in.archive, in.land, err = extract.OpenDirs(env); err != nil {
+		return fail("opening the archive and landing directories", err)
 	}
 	defer in.archive.Close()
-	if in.land, err = landing.OpenDir(env.Dirs.Landing, env.FileMode, env.DirMode); err != nil {
-		return fail("opening the landing directory", err)
-	}
 	defer in.land.Close()
-	for _, k := range pic.Order() {
-		if ctx.Err() != nil {
-			break
-		}
-		pp := pic.Periods[k]
-		switch todo[k] {
-		case providers.Fetch, providers.Repair:
-			sort.SliceStable(pp.Batches, func(i, j int) bool { return pp.Batches[i].Time.Before(pp.Batches[j].Time) })
-			for _, b := range pp.Batches {
-				var err error
-				switch {
-				case len(b.Repair) > 0:
-					err = in.repair(ctx, b)
-				case b.Problem != "" || b.Blocked != "":
-					continue
-				default:
-					err = in.fetch(ctx, pp, b)
-				}
-				if err != nil {
-					return append(append(diags, in.diags...), &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "extract " + k + ": " + err.Error()})
-				}
-			}
-		case providers.Purge, providers.Expire:
-			err := pic.Remove(ctx, req, k, func(d *state.Delivery) string {
-				return path.Join(extract.DirName(req.Addr), extract.DirName(d.Source), d.BatchID)
-			})
-			if err != nil {
-				diags = fail("removing "+k, err)
-			}
-		case providers.Request:
-			payload := map[string]any{"report": in.src, "reason": "no extract arrived for " + k}
-			if err := extract.WriteRequest(ctx, env, Supplier, in.src, req.Addr, k, payload,
-				"Please re-run the strategic report for this period in the SystmOne client."); err != nil {
-				diags = fail("writing the re-extract request for "+k, err)
-			}
-		}
-	}
+	diags = append(diags, pic.Apply(ctx, req, changes, in, extract.RequestNote{
+		Supplier: Supplier,
+		Payload:  map[string]any{"report": in.src},
+		Text:     "Please re-run the strategic report for this period in the SystmOne client.",
+	})...)
 	return append(diags, in.diags...)
 }
 
@@ -344,11 +305,12 @@ type staged struct {
 
 // fetch archives, unzips, decodes, validates and lands one extract. Tables
 // land only when the manifest, the zip and every declared table passed.
-func (in *ingest) fetch(ctx context.Context, pp *extract.Period, b *extract.Batch) error {
+// Fetch implements extract.Worker.
+func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batch) error {
 	f := b.Detail.(*folder)
 	day := extract.Key(pp.Key)
-	archDir := path.Join(extract.DirName(in.req.Addr), extract.DirName(in.src), f.name)
-	batchDir := path.Join(extract.DirName(in.req.Addr), extract.DirName(in.src), day, f.name)
+	archDir := extract.ArchiveDir(in.req.Addr, in.src, f.name)
+	batchDir := extract.LandingDir(in.req.Addr, in.src, day, f.name)
 	sums, err := in.archiveFolder(f, archDir)
 	if err != nil {
 		return fmt.Errorf("archiving %s: %w", f.name, err)
@@ -701,9 +663,10 @@ func (in *ingest) reportProven(tx state.Tx, files []state.File) error {
 }
 
 // repair re-lands missing or changed tables from the archived extract.
-func (in *ingest) repair(ctx context.Context, b *extract.Batch) error {
+// Repair implements extract.Worker.
+func (in *ingest) Repair(ctx context.Context, b *extract.Batch) error {
 	d := b.Delivery
-	archDir := path.Join(extract.DirName(in.req.Addr), extract.DirName(in.src), d.BatchID)
+	archDir := extract.ArchiveDir(in.req.Addr, in.src, d.BatchID)
 	archAbs := filepath.Join(in.archive.Path(), filepath.FromSlash(archDir))
 	names, err := os.ReadDir(archAbs)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -100,6 +101,7 @@ func land(args []string) error {
 	in := fs.String("in", "-", "encrypted input file, - for stdin")
 	out := fs.String("out", "", "landing directory (created)")
 	table := fs.String("table", defaultTable, "EMIS file type (selects the CSV spec)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed part to this file")
 	fs.Parse(args)
 	if *keyFile == "" || *out == "" {
 		return errors.New("land needs -key and -out")
@@ -135,6 +137,17 @@ func land(args []string) error {
 	defer dir.Close()
 
 	// Timed from here: key unlocking is a once-per-run cost in im1 too.
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	pt, err := pgpkey.Decrypt(r, pgpkey.DecryptOptions{Keys: openpgp.EntityList{key}})
 	if err != nil {
