@@ -141,3 +141,49 @@ func writeAtomic(path string, b []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// Request is an unanswered re-extract request as a supplier reads it.
+type Request struct {
+	ID  string
+	Day time.Time
+}
+
+// OpenRequests lists the re-extract requests in a folder that have no
+// answer yet, oldest first: what a supplier's service desk works through.
+func OpenRequests(dir string) ([]Request, error) {
+	docs, err := List(dir, ReextractRequest)
+	if err != nil {
+		return nil, err
+	}
+	var out []Request
+	for _, d := range docs {
+		if ack, _ := ReadAck(dir, ReextractRequest, d.ID); ack != nil {
+			continue
+		}
+		var p struct {
+			Day string `json:"day"`
+		}
+		if err := json.Unmarshal(d.Payload, &p); err != nil {
+			return nil, fmt.Errorf("request %s: %w", d.ID, err)
+		}
+		day, err := time.Parse(time.DateOnly, p.Day)
+		if err != nil {
+			return nil, fmt.Errorf("request %s: %w", d.ID, err)
+		}
+		out = append(out, Request{ID: d.ID, Day: day})
+	}
+	return out, nil
+}
+
+// WriteAck answers a handoff (what a supplier, or a simulator, does).
+func WriteAck(dir, kind, id string, a Ack) error {
+	if strings.ContainsAny(id, `/\`) || strings.Contains(id, "..") {
+		return fmt.Errorf("handoff id %q is not a plain name", id)
+	}
+	a.Version = Version
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, kind+"-"+id+".ack.json"), append(b, '\n'))
+}

@@ -148,25 +148,13 @@ func (s *Supplier) AnswerRequests(at time.Time) ([]string, error) {
 		return nil, err
 	}
 	dir := handoff.Dir(s.HandoffDir, "emis", s.SiteDir)
-	docs, err := handoff.List(dir, handoff.ReextractRequest)
+	reqs, err := handoff.OpenRequests(dir)
 	if err != nil {
 		return nil, err
 	}
 	var days []string
-	for _, d := range docs {
-		if ack, _ := handoff.ReadAck(dir, handoff.ReextractRequest, d.ID); ack != nil {
-			continue
-		}
-		var p struct {
-			Day string `json:"day"`
-		}
-		if err := json.Unmarshal(d.Payload, &p); err != nil {
-			return nil, err
-		}
-		day, err := time.Parse(time.DateOnly, p.Day)
-		if err != nil {
-			return nil, err
-		}
+	for _, rq := range reqs {
+		day, p := rq.Day, struct{ Day string }{rq.Day.Format(time.DateOnly)}
 		proc := int64(-1)
 		for i, sk := range st.Skipped {
 			if sk.Day == p.Day {
@@ -184,21 +172,12 @@ func (s *Supplier) AnswerRequests(at time.Time) ([]string, error) {
 				return nil, err
 			}
 		}
-		if err := writeAck(dir, d.ID, note, at); err != nil {
+		if err := handoff.WriteAck(dir, handoff.ReextractRequest, rq.ID, handoff.Ack{Status: "done", Note: note, Time: at.UTC()}); err != nil {
 			return nil, err
 		}
 		days = append(days, p.Day)
 	}
 	return days, s.save(st)
-}
-
-func writeAck(dir, id, note string, at time.Time) error {
-	b, _ := json.MarshalIndent(handoff.Ack{Version: handoff.Version, Status: "done", Note: note, Time: at.UTC()}, "", "  ")
-	p := filepath.Join(dir, handoff.ReextractRequest+"-"+id+".ack.json")
-	if err := os.WriteFile(p+".tmp", b, 0o640); err != nil {
-		return err
-	}
-	return os.Rename(p+".tmp", p)
 }
 
 func (s *Supplier) write(st *supplierState, t time.Time, proc int64, faults Faults) ([]string, error) {
