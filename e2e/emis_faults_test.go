@@ -263,3 +263,38 @@ func TestEMISGapBlocksThenRecovers(t *testing.T) {
 }
 
 var _ = errors.New
+
+// After a gap, EMIS may answer the re-extract request with a full extract
+// (declared in its acknowledgement): the blocked delta is superseded, the
+// missing day is covered, and the chain goes on from the full extract.
+func TestEMISGapThenFullReextract(t *testing.T) {
+	w := landedOnce(t, emissim.TransportFaults{})
+	w.supplier.Miss(at("2026-11-21", 2, 15))
+	w.supplier.Deliver(at("2026-11-22", 2, 15), emissim.Faults{})
+	w.now = at("2026-11-23", 9, 0)
+	w.mustApply() // the 21st is requested; the 22nd is blocked
+	if ic := instances(w.plan(), "extract.core")["2026-11-22"]; ic.Action != providers.Blocked {
+		t.Fatalf("22nd: %+v", ic)
+	}
+	if _, err := w.supplier.AnswerWithFull(at("2026-11-23", 2, 15)); err != nil {
+		t.Fatal(err)
+	}
+	w.mustApply()
+	inst := instances(w.plan(), "extract.core")
+	if ic := inst["2026-11-23"]; ic.Action != providers.Landed {
+		t.Fatalf("23rd (the full re-extract): %+v", ic)
+	}
+	if ic := inst["2026-11-22"]; ic.Action != providers.Withdrawn || !strings.Contains(ic.Reason, "superseded by full extract 2026-11-23T02.15.00") {
+		t.Fatalf("22nd: %+v", ic)
+	}
+	if ic := inst["2026-11-21"]; ic.Action != providers.Withdrawn || !strings.Contains(ic.Reason, "covered by full extract") {
+		t.Fatalf("21st: %+v", ic)
+	}
+	if !w.plan().Empty() {
+		t.Errorf("not converged")
+	}
+	ds := w.deliveries()
+	if last := ds[len(ds)-1]; last.Kind != "full" || last.Status != state.DeliveryLanded {
+		t.Errorf("last delivery %+v", last)
+	}
+}

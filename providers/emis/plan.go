@@ -15,6 +15,7 @@ import (
 	"github.com/im1dev/im1/providers/emis/emisfile"
 	"github.com/im1dev/im1/providers/emis/sftpsite"
 	"github.com/im1dev/im1/providers/extract"
+	"github.com/im1dev/im1/providers/handoff"
 	"github.com/im1dev/im1/state"
 )
 
@@ -129,7 +130,11 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 	for _, d := range byBatch {
 		ds = append(ds, d)
 	}
-	pic.Diags = append(pic.Diags, chain(pic, ds)...)
+	full, err := handoff.FullBatches(handoff.Dir(env.Dirs.Handoff, "emis", extract.DirName(siteAddr)))
+	if err != nil {
+		return nil, err
+	}
+	pic.Diags = append(pic.Diags, chain(pic, ds, full)...)
 	pic.Expect(env.Now())
 	return pic, nil
 }
@@ -150,12 +155,14 @@ func wanted(fileType string, required []string) bool {
 // follow on from its predecessor's processing ids; after a gap, later
 // deltas are blocked (loading them would corrupt the chain) until the
 // missing batch or a new full extract arrives.
-func chain(pic *extract.Picture, deliveries []*state.Delivery) hcl.Diagnostics {
+func chain(pic *extract.Picture, deliveries []*state.Delivery, full map[string]bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	type link struct {
 		t          time.Time
 		start, end int64
 		b          *extract.Batch
+		full       bool
+		id         string
 	}
 	var links []link
 	for _, d := range deliveries {
@@ -164,24 +171,39 @@ func chain(pic *extract.Picture, deliveries []*state.Delivery) hcl.Diagnostics {
 		}
 		s, _ := strconv.ParseInt(d.SeqFrom, 10, 64)
 		e, _ := strconv.ParseInt(d.SeqTo, 10, 64)
-		links = append(links, link{t: d.Cutoff, start: s, end: e})
+		links = append(links, link{t: d.Cutoff, start: s, end: e, full: d.Kind == "full", id: d.BatchID})
 	}
 	for _, pp := range pic.Periods {
 		for _, b := range pp.Batches {
 			if bp, ok := b.Detail.(*batchPlan); ok && b.Delivery == nil && b.Problem == "" {
-				links = append(links, link{t: b.Time, start: bp.batch.ProcStart, end: bp.batch.ProcEnd, b: b})
+				links = append(links, link{t: b.Time, start: bp.batch.ProcStart, end: bp.batch.ProcEnd, b: b, full: full[b.ID], id: b.ID})
 			}
 		}
 	}
 	sort.SliceStable(links, func(i, j int) bool { return links[i].t.Before(links[j].t) })
+	// A full re-extract makes every earlier delta not yet landed moot.
+	lastFull, lastFullID := time.Time{}, ""
+	for _, l := range links {
+		if l.full && l.t.After(lastFull) {
+			lastFull, lastFullID = l.t, l.id
+		}
+	}
 	var prevEnd int64 = -1
 	gap := ""
 	for i, l := range links {
 		if l.b != nil {
 			l.b.Kind = "delta"
-			if i == 0 {
+			if i == 0 || l.full {
 				l.b.Kind = "full"
 			}
+			if !l.full && l.t.Before(lastFull) {
+				l.b.Superseded = lastFullID
+				continue
+			}
+		}
+		if l.full {
+			gap, prevEnd = "", l.end
+			continue
 		}
 		switch {
 		case gap != "" && l.b != nil:

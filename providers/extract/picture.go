@@ -48,6 +48,9 @@ type Picture struct {
 	Periods   map[string]*Period
 	Requested map[string]*state.Handoff // awaiting re-extract requests by key
 	Diags     hcl.Diagnostics
+	// Full is the latest full extract landed: periods before it that
+	// never got a delivery are covered by it, not missing.
+	Full *state.Delivery
 }
 
 // NewPicture starts an empty picture.
@@ -89,6 +92,9 @@ func (p *Picture) Load(ctx context.Context, env *providers.Env, extractAddr, sou
 		switch d.Status {
 		case state.DeliveryLanded:
 			pp.Landed = append(pp.Landed, d)
+			if d.Kind == "full" && (p.Full == nil || d.Cutoff.After(p.Full.Cutoff)) {
+				p.Full = d
+			}
 		case state.DeliveryQuarantined:
 			pp.Quarantined = append(pp.Quarantined, d)
 		}
@@ -197,6 +203,8 @@ func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceC
 			ic.Action, ic.Reason = providers.Wait, strings.Join(waiting, "; ")
 		case len(superseded) > 0:
 			ic.Action, ic.Reason, ic.Settled = providers.Withdrawn, strings.Join(superseded, "; ")+" (its data is included there)", true
+		case p.Full != nil && pp.Key.Before(p.Sched.PeriodOf(p.Full.Cutoff)):
+			ic.Action, ic.Reason, ic.Settled = providers.Withdrawn, "no delivery of its own; covered by full extract "+p.Full.BatchID, true
 		case now.Before(pp.Key):
 			ic.Action, ic.Reason = providers.Wait, "not yet due"
 		case now.Before(deadline):
@@ -346,16 +354,20 @@ func WriteRequest(ctx context.Context, env *providers.Env, supplier, sourceAddr,
 }
 
 // RequestAnswered marks a re-extract request done inside the transaction
-// that lands its delivery: the delivery is the proof.
-func RequestAnswered(tx state.Tx, env *providers.Env, extractAddr, key string) error {
+// that lands its delivery: the delivery is the proof. A full extract
+// answers every open request before it.
+func RequestAnswered(tx state.Tx, env *providers.Env, extractAddr, key string, full bool) error {
 	hs, err := env.Store.Handoffs(context.Background(), extractAddr)
 	if err != nil {
 		return err
 	}
 	for _, h := range hs {
-		if h.Kind == handoff.ReextractRequest && h.ID == RequestID(extractAddr, key) && h.Status != state.HandoffDone {
+		covered := full && h.ID < RequestID(extractAddr, key)
+		if h.Kind == handoff.ReextractRequest && (h.ID == RequestID(extractAddr, key) || covered) && h.Status != state.HandoffDone {
 			h.Status, h.Updated = state.HandoffDone, env.Now().UTC()
-			return tx.PutHandoff(h)
+			if err := tx.PutHandoff(h); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -392,7 +404,7 @@ func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, m *landi
 				return err
 			}
 		}
-		if err := RequestAnswered(tx, env, d.Extract, d.Day); err != nil {
+		if err := RequestAnswered(tx, env, d.Extract, d.Day, d.Kind == "full"); err != nil {
 			return err
 		}
 		if extra != nil {

@@ -42,6 +42,26 @@ type Ack struct {
 	Status  string    `json:"status"` // accepted, done, rejected
 	Note    string    `json:"note,omitempty"`
 	Time    time.Time `json:"time"`
+	// FullBatch names the batch a supplier sent as a full re-extract in
+	// answer to a request (EMIS has no full/delta flag in its files): it
+	// starts the delta chain again.
+	FullBatch string `json:"full_batch,omitempty"`
+}
+
+// FullBatches lists the batches suppliers declared full in their answers
+// to the re-extract requests in a folder.
+func FullBatches(dir string) (map[string]bool, error) {
+	docs, err := List(dir, ReextractRequest)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, d := range docs {
+		if ack, _ := ReadAck(dir, ReextractRequest, d.ID); ack != nil && ack.FullBatch != "" {
+			out[ack.FullBatch] = true
+		}
+	}
+	return out, nil
 }
 
 // Dir is the folder of one source's handoffs.

@@ -118,6 +118,35 @@ func (s *Supplier) Deliver(t time.Time, faults Faults) ([]string, error) {
 	return names, s.save(st)
 }
 
+// AnswerWithFull answers every open re-extract request with one full
+// extract at t (a re-bulk) instead of the missing deltas, and says so in
+// the acknowledgement, since EMIS files carry no full/delta flag.
+func (s *Supplier) AnswerWithFull(t time.Time) (string, error) {
+	dir := handoff.Dir(s.HandoffDir, "emis", s.SiteDir)
+	reqs, err := handoff.OpenRequests(dir)
+	if err != nil || len(reqs) == 0 {
+		return "", err
+	}
+	st, err := s.load()
+	if err != nil {
+		return "", err
+	}
+	st.Batches = 0 // the generator writes no delete rows in a full extract
+	if _, err := s.write(st, t, st.NextProc, Faults{}); err != nil {
+		return "", err
+	}
+	batch := t.UTC().Format("2006-01-02T15.04.05")
+	for _, rq := range reqs {
+		if err := handoff.WriteAck(dir, handoff.ReextractRequest, rq.ID, handoff.Ack{Status: "done", Note: "answered with a full re-extract", Time: t.UTC(), FullBatch: batch}); err != nil {
+			return "", err
+		}
+	}
+	st.NextProc++
+	st.Batches = 1
+	st.Skipped = nil
+	return batch, s.save(st)
+}
+
 // DeliverAs writes a batch with a chosen processing id, for out-of-order
 // and duplicate deliveries; it does not move the chain on.
 func (s *Supplier) DeliverAs(t time.Time, proc int64, faults Faults) ([]string, error) {
