@@ -222,3 +222,21 @@ extract "core" {
 	}
 	_ = time.Now
 }
+
+// The simulator's variants a supplier may send: armoured and compressed.
+func TestEMISArmouredCompressed(t *testing.T) {
+	w := newWorld(t, emissim.TransportFaults{})
+	w.supplier.Armor, w.supplier.Compress = true, true
+	w.now = at("2026-11-20", 9, 0)
+	w.mustApply()
+	if _, err := w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	w.mustApply()
+	if ds := w.deliveries(); len(ds) != 1 || ds[0].Status != state.DeliveryLanded {
+		t.Fatalf("deliveries %+v", ds)
+	}
+	if !w.plan().Empty() {
+		t.Errorf("not converged")
+	}
+}

@@ -368,3 +368,25 @@ func TestSystmOneGapThenFull(t *testing.T) {
 		t.Errorf("not converged")
 	}
 }
+
+// A practice added to the organisation group arrives with its bulk: the
+// ingest recognises data for a practice never seen before.
+func TestSystmOneNewPracticeBulk(t *testing.T) {
+	s := newSRWorld(t, ",", `\"`)
+	s.rawConfig = strings.Replace(s.rawConfig, `organisations  = ["B82005", "B82018"]`, `organisations  = ["B82005"]`, 1)
+	s.mustApply()
+	s.step("2026-11-20", tppsim.Faults{})
+	s.mustApply()
+	s.rawConfig = strings.Replace(s.rawConfig, `organisations  = ["B82005"]`, `organisations  = ["B82005", "B82018"]`, 1)
+	s.now = at("2026-11-21", 9, 0)
+	s.mustApply() // the changed report: a new sheet for the reporting unit
+	s.step("2026-11-21", tppsim.Faults{})
+	d := s.apply()
+	var all strings.Builder
+	for _, x := range d {
+		all.WriteString(x.Summary + "\n")
+	}
+	if d.HasErrors() || !strings.Contains(all.String(), "brings data for new practice(s) B82018") {
+		t.Fatalf("diagnostics: %s", all.String())
+	}
+}
