@@ -300,12 +300,6 @@ func (r *run) Fetch(ctx context.Context, pp *extract.Period, eb *extract.Batch) 
 		d.Status, d.Reason = state.DeliveryQuarantined, reason
 		return r.env.Store.Tx(ctx, func(tx state.Tx) error { return tx.PutDelivery(d) })
 	}
-	for _, l := range results {
-		if err := l.pending.Commit(); err != nil {
-			abort()
-			return fmt.Errorf("landing %s: %w", l.file.LandedPath, err)
-		}
-	}
 	// Files already landed under this batch (late files add to them).
 	var files []state.File
 	if eb.Delivery != nil {
@@ -329,12 +323,21 @@ func (r *run) Fetch(ctx context.Context, pp *extract.Period, eb *extract.Batch) 
 			}
 		}
 	}
-	obs, err := r.observations(d, files, rows)
-	if err != nil {
-		r.diags = append(r.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "batch " + b.ID + ": organisation files unreadable", Detail: err.Error()})
+	l := extract.Landing{Delivery: d, Files: files, Fresh: fresh, Resume: eb.Resume,
+		Manifest: &landing.Manifest{Supplier: "emis", Cutoff: emisCutoff(d.Cutoff, r.env.Zone)},
+		Observe: func() ([]state.Observation, error) {
+			obs, err := r.observations(d, files, rows)
+			if err != nil {
+				r.diags = append(r.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "batch " + b.ID + ": organisation files unreadable", Detail: err.Error()})
+			}
+			return obs, nil
+		},
+		Extra: func(tx state.Tx) error { return r.keyProven(tx, results) },
 	}
-	m := &landing.Manifest{Supplier: "emis", Cutoff: emisCutoff(d.Cutoff, r.env.Zone)}
-	return extract.Commit(ctx, r.env, r.land, m, d, files, fresh, obs, func(tx state.Tx) error { return r.keyProven(tx, results) })
+	for _, res := range results {
+		l.Staged = append(l.Staged, res.pending)
+	}
+	return extract.Commit(ctx, r.env, r.land, l)
 }
 
 // keyProven marks the public-key handoff done once a batch decrypted with it.
@@ -523,6 +526,7 @@ func (r *run) observations(d *state.Delivery, files []state.File, rows map[strin
 func (r *run) Repair(ctx context.Context, eb *extract.Batch) error {
 	d := eb.Delivery
 	var fixed []*state.File
+	var staged []*landing.Pending
 	for i := range eb.Repair {
 		f := &eb.Repair[i]
 		sum, _, err := r.archive.Hash(f.ArchivePath)
@@ -547,9 +551,7 @@ func (r *run) Repair(ctx context.Context, eb *extract.Batch) error {
 			l.pending.Abort()
 			return fmt.Errorf("repairing %s: re-landed content differs from what was recorded", f.LandedPath)
 		}
-		if err := l.pending.Commit(); err != nil {
-			return err
-		}
+		staged = append(staged, l.pending)
 		f.Reason = ""
 		fixed = append(fixed, f)
 	}
@@ -558,10 +560,9 @@ func (r *run) Repair(ctx context.Context, eb *extract.Batch) error {
 		return err
 	}
 	// Re-landed files have the bytes recorded, so the row counts stand.
-	obs, err := r.observations(d, all, r.priorRows(ctx, d))
-	if err != nil {
-		return err
-	}
-	m := &landing.Manifest{Supplier: "emis", Cutoff: emisCutoff(d.Cutoff, r.env.Zone)}
-	return extract.Commit(ctx, r.env, r.land, m, d, all, fixed, obs, nil)
+	rows := r.priorRows(ctx, d)
+	return extract.Commit(ctx, r.env, r.land, extract.Landing{Delivery: d, Files: all, Fresh: fixed, Staged: staged,
+		Manifest: &landing.Manifest{Supplier: "emis", Cutoff: emisCutoff(d.Cutoff, r.env.Zone)},
+		Observe:  func() ([]state.Observation, error) { return r.observations(d, all, rows) },
+	})
 }

@@ -88,6 +88,10 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 		if d != nil && d.Status == state.DeliveryQuarantined {
 			continue
 		}
+		if d != nil && d.Status != state.DeliveryLanded {
+			// A crashed run left it pending: land it again, replacing the record.
+			eb.Resume, d = d, nil
+		}
 		if err := b.Check(required, agreement); err != nil {
 			eb.Problem = "incomplete: " + firstLine(err.Error())
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/im1dev/im1/internal/failpoint"
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/handoff"
 	"github.com/im1dev/im1/providers/landing"
@@ -28,6 +29,8 @@ type Batch struct {
 	Blocked  string          // loading it would break the delta chain
 	// Superseded names the later full extract that makes this delta moot.
 	Superseded string
+	// Resume is this batch's delivery left pending by a crashed run.
+	Resume *state.Delivery
 	Kind       string // full or delta
 	// Detail is the supplier's own view of the batch.
 	Detail any
@@ -51,6 +54,9 @@ type Picture struct {
 	// Full is the latest full extract landed: periods before it that
 	// never got a delivery are covered by it, not missing.
 	Full *state.Delivery
+	// Pending are deliveries a crashed run recorded but did not finish:
+	// the supplier's batch is landed again and replaces them.
+	Pending []*state.Delivery
 }
 
 // NewPicture starts an empty picture.
@@ -97,6 +103,8 @@ func (p *Picture) Load(ctx context.Context, env *providers.Env, extractAddr, sou
 			}
 		case state.DeliveryQuarantined:
 			pp.Quarantined = append(pp.Quarantined, d)
+		case state.DeliveryPending:
+			p.Pending = append(p.Pending, d)
 		}
 	}
 	hs, err := env.Store.Handoffs(ctx, extractAddr)
@@ -373,14 +381,83 @@ func RequestAnswered(tx state.Tx, env *providers.Env, extractAddr, key string, f
 	return nil
 }
 
-// Commit records a landed delivery: manifest.json is written last in the
-// batch directory (the ready marker for downstream loaders), then state
-// is committed in one transaction with extra, provider-specific writes.
-func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, m *landing.Manifest, d *state.Delivery, files []state.File, fresh []*state.File, obs []state.Observation, extra func(state.Tx) error) error {
+// Landing is one delivery's files, verified and staged, ready to promote.
+type Landing struct {
+	Delivery *state.Delivery
+	// Files are all the delivery's landed files (for the manifest);
+	// Fresh are the rows this landing writes (new or repaired files).
+	Files []state.File
+	Fresh []*state.File
+	// Staged are the verified files still under their .partial names.
+	Staged   []*landing.Pending
+	Manifest *landing.Manifest
+	// Resume is a delivery a crashed run left pending: replaced, not doubled.
+	Resume *state.Delivery
+	// Observe reads what the promoted files say about organisations.
+	Observe func() ([]state.Observation, error)
+	// Extra runs in the final transaction (provider-specific proof).
+	Extra func(state.Tx) error
+}
+
+// Commit promotes a verified delivery in two recorded steps, so a crash at
+// any point leaves state and landing consistent: first the delivery and
+// its files' hashes are recorded as pending; then the staged files are
+// renamed into place, manifest.json is written last in the batch
+// directory (the ready marker for downstream loaders), and the delivery is
+// recorded as landed. A delivery left pending is landed again by the next
+// apply, to the same bytes.
+func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, l Landing) error {
+	d := l.Delivery
+	if d.Status != state.DeliveryLanded {
+		d.Status, d.Reason = state.DeliveryPending, ""
+	}
+	if err := env.Store.Tx(ctx, func(tx state.Tx) error {
+		if l.Resume != nil {
+			if err := tx.DeleteDelivery(l.Resume.ID); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutDelivery(d); err != nil {
+			return err
+		}
+		for _, f := range l.Fresh {
+			f.DeliveryID = d.ID
+			if err := tx.PutFile(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		for _, p := range l.Staged {
+			p.Abort()
+		}
+		return err
+	}
+	failpoint.Hit("after-pending-commit")
+	for i, p := range l.Staged {
+		if i == 1 {
+			failpoint.Hit("between-renames")
+		}
+		if err := p.Commit(); err != nil {
+			for _, q := range l.Staged[i:] {
+				q.Abort()
+			}
+			return err
+		}
+	}
+	failpoint.Hit("after-rename")
+	var obs []state.Observation
+	if l.Observe != nil {
+		var err error
+		if obs, err = l.Observe(); err != nil {
+			return err
+		}
+	}
+	m := l.Manifest
 	m.Version, m.Extract, m.Source, m.Day, m.BatchID, m.Kind = landing.ManifestVersion, d.Extract, d.Source, d.Day, d.BatchID, d.Kind
 	m.SeqFrom, m.SeqTo, m.Created = d.SeqFrom, d.SeqTo, env.Now().UTC()
 	m.Files = m.Files[:0]
-	for _, f := range files {
+	for _, f := range l.Files {
 		m.Files = append(m.Files, landing.ManifestFile{Table: f.Table, Path: pathBase(f.LandedPath), SHA256: f.LandedSHA256,
 			Bytes: f.LandedSize, Rows: f.Rows, Deleted: f.DeletedRows, BadNHS: f.BadNHS, RemoteName: f.RemoteName, KeyFingerprint: f.KeyID})
 	}
@@ -388,16 +465,11 @@ func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, m *landi
 	if err != nil {
 		return err
 	}
+	failpoint.Hit("before-landed-commit")
 	d.Status, d.Reason, d.Manifest = state.DeliveryLanded, "", sum
-	return env.Store.Tx(ctx, func(tx state.Tx) error {
+	err = env.Store.Tx(ctx, func(tx state.Tx) error {
 		if err := tx.PutDelivery(d); err != nil {
 			return err
-		}
-		for _, f := range fresh {
-			f.DeliveryID = d.ID
-			if err := tx.PutFile(f); err != nil {
-				return err
-			}
 		}
 		if obs != nil {
 			if err := tx.PutObservations(d.ID, obs); err != nil {
@@ -407,11 +479,15 @@ func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, m *landi
 		if err := RequestAnswered(tx, env, d.Extract, d.Day, d.Kind == "full"); err != nil {
 			return err
 		}
-		if extra != nil {
-			return extra(tx)
+		if l.Extra != nil {
+			return l.Extra(tx)
 		}
 		return nil
 	})
+	if err == nil {
+		failpoint.Hit("after-landed-commit")
+	}
+	return err
 }
 
 func pathBase(p string) string {

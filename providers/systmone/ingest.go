@@ -148,10 +148,10 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 	gap := ""
 	for _, f := range folders {
 		d := byBatch[f.name]
-		if d != nil {
+		if d != nil && d.Status != state.DeliveryPending {
 			continue
 		}
-		b := &extract.Batch{ID: f.name, Time: f.time, Detail: f, Kind: "delta"}
+		b := &extract.Batch{ID: f.name, Time: f.time, Detail: f, Kind: "delta", Resume: d}
 		pic.Period(f.time).Batches = append(pic.Period(f.time).Batches, b)
 		if miss := f.missing(); len(miss) > 0 {
 			b.Problem = "incomplete: missing " + strings.Join(miss, ", ")
@@ -390,12 +390,6 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 		stagedFiles = append(stagedFiles, s)
 	}
 	in.discrepancies(ctx, f.name, m, stagedFiles)
-	for _, s := range stagedFiles {
-		if err := s.pending.Commit(); err != nil {
-			abort()
-			return fmt.Errorf("landing %s: %w", s.file.LandedPath, err)
-		}
-	}
 	var files []state.File
 	var fresh []*state.File
 	for _, s := range stagedFiles {
@@ -407,12 +401,19 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 	for i := range undeclared {
 		fresh = append(fresh, &undeclared[i])
 	}
-	obs := in.observations(stagedFiles)
-	in.newPractices(ctx, d, obs)
-	lm := &landing.Manifest{Supplier: "tpp", Cutoff: m.Cutoff()}
-	return extract.Commit(ctx, in.env, in.land, lm, d, files, fresh, obs, func(tx state.Tx) error {
-		return in.reportProven(tx, files)
-	})
+	l := extract.Landing{Delivery: d, Files: files, Fresh: fresh, Resume: b.Resume,
+		Manifest: &landing.Manifest{Supplier: "tpp", Cutoff: m.Cutoff()},
+		Observe: func() ([]state.Observation, error) {
+			obs := in.observations(stagedFiles)
+			in.newPractices(ctx, d, obs)
+			return obs, nil
+		},
+		Extra: func(tx state.Tx) error { return in.reportProven(tx, files) },
+	}
+	for _, s := range stagedFiles {
+		l.Staged = append(l.Staged, s.pending)
+	}
+	return extract.Commit(ctx, in.env, in.land, l)
 }
 
 // discrepancies reports a manifest that calls a table a bulk while its
@@ -677,6 +678,7 @@ func (in *ingest) Repair(ctx context.Context, b *extract.Batch) error {
 		list = append(list, n.Name())
 	}
 	var fixed []*state.File
+	var promote []*landing.Pending
 	for i := range b.Repair {
 		f := &b.Repair[i]
 		if sum, _, err := in.archive.Hash(f.ArchivePath); err != nil || sum != f.ArchiveSHA256 {
@@ -715,9 +717,7 @@ func (in *ingest) Repair(ctx context.Context, b *extract.Batch) error {
 			}
 			return fmt.Errorf("repairing %s: the archive no longer yields the recorded content", f.LandedPath)
 		}
-		if err := s.pending.Commit(); err != nil {
-			return err
-		}
+		promote = append(promote, s.pending)
 		f.Reason = ""
 		fixed = append(fixed, f)
 	}
@@ -742,7 +742,10 @@ func (in *ingest) Repair(ctx context.Context, b *extract.Batch) error {
 		}
 	}
 	to, _ := time.Parse(srfile.DateLayout, d.SeqTo)
-	return extract.Commit(ctx, in.env, in.land, &landing.Manifest{Supplier: "tpp", Cutoff: to}, d, landed, fixed, mine, nil)
+	return extract.Commit(ctx, in.env, in.land, extract.Landing{Delivery: d, Files: landed, Fresh: fixed, Staged: promote,
+		Manifest: &landing.Manifest{Supplier: "tpp", Cutoff: to},
+		Observe:  func() ([]state.Observation, error) { return mine, nil },
+	})
 }
 
 func firstLine(s string) string {

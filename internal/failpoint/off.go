@@ -1,0 +1,9 @@
+//go:build !failpoints
+
+package failpoint
+
+// Hit is a no-op outside test builds.
+func Hit(string) {}
+
+// Enabled reports whether this build has failpoints.
+const Enabled = false
