@@ -3,10 +3,13 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -50,10 +53,32 @@ func (e *Engine) Lock(ctx context.Context, op string) (string, error) {
 		Created:   e.opts.Now().UTC(),
 		Expires:   e.opts.Now().UTC().Add(12 * time.Hour),
 	}
-	if err := state.LockWithTimeout(ctx, e.store, info, e.opts.LockTimeout); err != nil {
+	err := state.LockWithTimeout(ctx, e.store, info, e.opts.LockTimeout)
+	var le *state.LockedError
+	if errors.As(err, &le) && deadHolder(le.Holder) {
+		// The holder was this machine's process and it is gone (killed, or
+		// the machine restarted): its lock protects nothing. Take it over,
+		// and say so in the audit log.
+		if ferr := e.store.ForceUnlock(ctx, le.Holder.ID); ferr == nil {
+			e.opts.Log.Warn("took over a stale state lock", "holder", le.Holder.Who, "pid", le.Holder.PID, "lock_id", le.Holder.ID)
+			err = state.LockWithTimeout(ctx, e.store, info, e.opts.LockTimeout)
+		}
+	}
+	if err != nil {
 		return "", err
 	}
 	return info.ID, nil
+}
+
+// deadHolder reports whether a lock belongs to a process of this machine
+// that no longer runs. A lock from another machine is never presumed dead.
+func deadHolder(h state.LockInfo) bool {
+	host, _ := os.Hostname()
+	if h.PID <= 0 || !strings.HasSuffix(h.Who, "@"+host) || h.PID == os.Getpid() {
+		return false
+	}
+	err := syscall.Kill(h.PID, 0)
+	return errors.Is(err, syscall.ESRCH)
 }
 
 // Unlock releases the state lock taken by Lock.

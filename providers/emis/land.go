@@ -18,6 +18,7 @@ import (
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/im1dev/im1/internal/failpoint"
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/check"
 	"github.com/im1dev/im1/providers/emis/emisfile"
@@ -250,11 +251,13 @@ func (r *run) Fetch(ctx context.Context, pp *extract.Period, eb *extract.Batch) 
 				errs[i] = fmt.Errorf("%s: %w", n.Raw, err)
 				return
 			}
+			failpoint.Hit("after-download")
 			l, err := r.verify(n, archRel, path.Join(batchDir, n.FileType()+".csv"))
 			if err != nil {
 				errs[i], quarantine[i] = fmt.Errorf("%s: %w", n.Raw, err), true
 				return
 			}
+			failpoint.Hit("after-decrypt")
 			l.file.RemoteSize, l.file.RemoteMTime = e.Size, e.MTime
 			l.file.ArchivePath, l.file.ArchiveSHA256, l.file.ArchiveSize = archRel, sum, size
 			results[i] = l

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/im1dev/im1/internal/failpoint"
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/extract"
 	"github.com/im1dev/im1/providers/handoff"
@@ -315,6 +316,7 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 	if err != nil {
 		return fmt.Errorf("archiving %s: %w", f.name, err)
 	}
+	failpoint.Hit("after-download")
 	d := &state.Delivery{Extract: in.req.Addr, Source: in.src, Day: day, BatchID: f.name, Kind: b.Kind, Cutoff: f.time, Path: batchDir}
 	var stagedFiles []*staged
 	abort := func() {
@@ -389,6 +391,7 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 		}
 		stagedFiles = append(stagedFiles, s)
 	}
+	failpoint.Hit("after-decrypt")
 	in.discrepancies(ctx, f.name, m, stagedFiles)
 	var files []state.File
 	var fresh []*state.File
