@@ -215,3 +215,42 @@ func sha256File(t *testing.T, p string) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// The landing disk fills up mid-apply (RLIMIT_FSIZE on the apply process:
+// root ignores file modes, not resource limits): a clear error, no
+// .partial promoted, state consistent, and the next apply converges.
+func TestLandingDiskFull(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	w := newWorld(t, emissim.TransportFaults{})
+	w.supplier.Patients = 400 // CareRecord_Observation grows past the limit
+	w.now = at("2026-11-20", 9, 0)
+	w.mustApply()
+	w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{})
+	w.engine().Close()
+	db := filepath.Join(w.dir, ".im1", "state.db")
+	fi, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ulimit -f counts 1 KiB blocks in dash: leave room for the state
+	// database to grow, not for a landed table of 400 patients per practice.
+	limitKiB := fi.Size()/1024*4 + 256
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("ulimit -f %d && exec \"$0\" -chdir \"$1\" apply -auto-approve", limitKiB), failpointBinary(t), w.dir)
+	cmd.Env = append(os.Environ(), "IM1_KEY_PASSPHRASE="+passphrase, "IM1_NOW="+w.now.Format(time.RFC3339))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("apply succeeded under a %d KiB file size limit:\n%s", limitKiB, out)
+	}
+	if !strings.Contains(string(out), "file too large") {
+		t.Errorf("the error does not say why:\n%s", out)
+	}
+	for _, d := range w.deliveries() {
+		if d.Status == state.DeliveryLanded {
+			t.Errorf("a delivery was recorded as landed: %+v", d)
+		}
+	}
+	w.invariants(t)
+	w.converges(t)
+}
