@@ -254,3 +254,63 @@ func TestLandingDiskFull(t *testing.T) {
 	w.invariants(t)
 	w.converges(t)
 }
+
+// SIGINT during a transfer: the first stops gracefully (completed steps
+// saved, exit 1); a second exits at once (130) with a warning; either way
+// the next apply converges.
+func TestInterrupts(t *testing.T) {
+	for _, sigints := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d SIGINT", sigints), func(t *testing.T) {
+			w := newWorld(t, emissim.TransportFaults{})
+			w.now = at("2026-11-20", 9, 0)
+			w.mustApply()
+			names, _ := w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{})
+			stall := ""
+			for _, n := range names {
+				if strings.Contains(n, "CareRecord_Observation") {
+					stall = n
+				}
+			}
+			w.srv.Close()
+			w.restart(emissim.TransportFaults{StallFile: stall, StallFor: 20 * time.Second})
+			w.engine().Close()
+			cmd := exec.Command(failpointBinary(t), "-chdir", w.dir, "apply", "-auto-approve")
+			cmd.Env = append(os.Environ(), "IM1_KEY_PASSPHRASE="+passphrase, "IM1_NOW="+w.now.Format(time.RFC3339),
+				"IM1_FAILPOINT_PAUSE=before-exit") // shutdown waits, so the second SIGINT lands during it
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(700 * time.Millisecond) // inside the stalled transfer
+			for i := 0; i < sigints; i++ {
+				cmd.Process.Signal(os.Interrupt)
+				time.Sleep(300 * time.Millisecond) // signals do not queue: one at a time
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("apply did not stop after SIGINT:\n%s", out.String())
+			}
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			want, msg := 1, "Stopping gracefully"
+			if sigints == 2 {
+				want, msg = 130, "Two interrupts received"
+			}
+			if code != want || !strings.Contains(out.String(), msg) {
+				t.Fatalf("exit %d, want %d with %q:\n%s", code, want, msg, out.String())
+			}
+			w.invariants(t)
+			w.srv.Close()
+			w.restart(emissim.TransportFaults{})
+			w.converges(t)
+		})
+	}
+}

@@ -292,7 +292,9 @@ func (e *Engine) applyOne(ctx context.Context, c *Change, pl *planner, mu *sync.
 	if ar == nil {
 		ar = &providers.ApplyResponse{}
 	}
-	txErr := e.store.Tx(ctx, func(tx state.Tx) error {
+	// A completed step is saved even when an interrupt is cancelling the
+	// run: the first SIGINT stops new work, not the bookkeeping of old.
+	txErr := e.store.Tx(context.WithoutCancel(ctx), func(tx state.Tx) error {
 		if ar.State == nil {
 			if sr == nil {
 				return nil

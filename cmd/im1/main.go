@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/im1dev/im1/internal/failpoint"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -58,6 +60,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
 	ctx, stop := c.signals()
 	defer stop()
+	defer failpoint.Pause("before-exit") // test builds: a window for a second SIGINT
 	c.ctx = ctx
 	root := c.rootCommand()
 	if err := root.Parse(args); err != nil {
@@ -142,7 +145,7 @@ func (c *cli) rootCommand() *ffcli.Command {
 		Subcommands: []*ffcli.Command{
 			c.initCommand(), c.validateCommand(), c.fmtCommand(), c.planCommand(), c.applyCommand(),
 			c.showCommand(), c.stateCommand(), c.forceUnlockCommand(), c.graphCommand(), c.keysCommand(),
-			c.driftCommand(), c.simCommand(), c.versionCommand(),
+			c.driftCommand(), c.simCommand(), c.versionCommand(), c.coverageCommand(), c.demoCommand(),
 		},
 		Exec: func(context.Context, []string) error {
 			return flag.ErrHelp

@@ -7,3 +7,6 @@ func Hit(string) {}
 
 // Enabled reports whether this build has failpoints.
 const Enabled = false
+
+// Pause is a no-op outside test builds.
+func Pause(string) {}

@@ -5,6 +5,7 @@ package failpoint
 import (
 	"os"
 	"syscall"
+	"time"
 )
 
 // Enabled reports whether this build has failpoints.
@@ -18,5 +19,16 @@ func Hit(name string) {
 	if want != "" && name == want {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // never returns
+	}
+}
+
+var pause = os.Getenv("IM1_FAILPOINT_PAUSE")
+
+// Pause holds the calling goroutine for two seconds when name is the pause
+// point the environment asks for, so a test can act in a window that is
+// otherwise too short to hit (a second SIGINT during shutdown).
+func Pause(name string) {
+	if pause != "" && name == pause {
+		time.Sleep(2 * time.Second)
 	}
 }

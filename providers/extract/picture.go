@@ -407,6 +407,9 @@ type Landing struct {
 // recorded as landed. A delivery left pending is landed again by the next
 // apply, to the same bytes.
 func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, l Landing) error {
+	// Once verified, a delivery's landing is finished even if an interrupt
+	// arrives meanwhile: it is a few renames and two short transactions.
+	ctx = context.WithoutCancel(ctx)
 	d := l.Delivery
 	if d.Status != state.DeliveryLanded {
 		d.Status, d.Reason = state.DeliveryPending, ""
