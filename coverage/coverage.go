@@ -204,9 +204,9 @@ func (x *Extract) fill(ctx context.Context, store state.Store, declared []string
 	}
 	// Per period: landed deliveries, and per organisation what they said.
 	type seen struct {
-		rows                                   int64
-		present, disabled, deleted, notActive  bool
-		name                                   string
+		rows                                  int64
+		present, disabled, deleted, notActive bool
+		name                                  string
 	}
 	perOrg := make([]map[string]*seen, len(x.Periods))
 	withObs := make([]bool, len(x.Periods))
@@ -278,7 +278,9 @@ func (x *Extract) fill(ctx context.Context, store state.Store, declared []string
 		}
 		sort.Strings(declared)
 	}
-	for _, ods := range dedupe(declared) {
+	declared = dedupe(declared)
+	single := len(declared) == 1
+	for _, ods := range declared {
 		o := &Org{ODS: ods, Name: info[ods].name, Counts: Counts{}, Cells: make([]Cell, len(x.Periods))}
 		if o.Name == "" {
 			o.Name = names[ods]
@@ -290,11 +292,17 @@ func (x *Extract) fill(ctx context.Context, store state.Store, declared []string
 				c.Rows = s.rows // what landed, even while a file awaits repair
 			}
 			switch s := perOrg[i][ods]; {
+			case p.Status == NotExtracted:
 			case perm.till != "" && p.Key > perm.till, perm.from != "" && nextKey(x.Frequency, p.Key) <= perm.from:
 				c = Cell{Status: NotExtracted, Reason: "outside the practice's permission"}
 			case p.Status != Landed:
 			case !withObs[i]:
-				// A delivery without organisation files: nothing per organisation to say.
+				// A delivery without organisation files says nothing per
+				// organisation; an organisation-specific site's rows are its one
+				// organisation's.
+				if single {
+					c.Rows = p.Rows
+				}
 			case s == nil:
 				c.Status, c.Reason = Missing, "not in the delivery"
 			case s.deleted:

@@ -56,16 +56,19 @@ func writeExtract(w io.Writer, x *Extract) {
 			batches += len(p.Batches)
 		}
 		detail := run.reason
+		if detail == string(x.Periods[run.from].Status) {
+			detail = ""
+		}
 		if x.Periods[run.from].Status == Landed {
 			detail = fmt.Sprintf("%s, %s rows", plural(batches, "batch", "batches"), thousands(rows))
 		}
-		fmt.Fprintf(w, "  %-*s  %-*s  %s\n", width, rangeLabel(x, run), 28, run.what, detail)
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-*s  %-*s  %s", width, rangeLabel(x, run), 28, run.what, detail), " "))
 	}
 	if len(x.Orgs) == 0 {
 		fmt.Fprintln(w, "  No organisations declared or observed.")
 		return
 	}
-	fmt.Fprintf(w, "  %s: %s\n", plural(len(x.Orgs), "organisation", "organisations"), countsText(x.Counts, "organisation-"+periodNoun(x.Frequency)))
+	fmt.Fprintf(w, "  %s, %s\n", plural(len(x.Orgs), "organisation", "organisations"), countsText(x.Counts, "organisation-"+periodNoun(x.Frequency)))
 	for _, o := range x.Orgs {
 		fmt.Fprintf(w, "  %s  %s: %s; %s rows\n", o.ODS, orNone(o.Name), countsText(o.Counts, ""), thousands(o.Rows))
 		cells := make([]Period, len(o.Cells))
@@ -78,10 +81,13 @@ func writeExtract(w io.Writer, x *Extract) {
 				rows += c.Rows
 			}
 			detail := run.reason
+			if detail == run.what {
+				detail = ""
+			}
 			if cells[run.from].Status == Landed {
 				detail = thousands(rows) + " rows"
 			}
-			fmt.Fprintf(w, "    %-*s  %-*s  %s\n", width, rangeLabel(x, run), 17, run.what, detail)
+			fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("    %-*s  %-*s  %s", width, rangeLabel(x, run), 17, run.what, detail), " "))
 		}
 	}
 }
@@ -129,12 +135,12 @@ func countsText(c Counts, noun string) string {
 	total := 0
 	for _, s := range Statuses {
 		if c[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", c[s], s))
+			parts = append(parts, thousands(int64(c[s]))+" "+string(s))
 			total += c[s]
 		}
 	}
 	if len(parts) == 0 {
-		parts = []string{"nothing expected yet"}
+		return "nothing expected yet"
 	}
 	if noun == "" {
 		return strings.Join(parts, ", ")
@@ -146,7 +152,7 @@ func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return strconv.Itoa(n) + " " + many
+	return thousands(int64(n)) + " " + many
 }
 
 // thousands formats 1234567 as 1,234,567.

@@ -31,7 +31,7 @@ type Batch struct {
 	Superseded string
 	// Resume is this batch's delivery left pending by a crashed run.
 	Resume *state.Delivery
-	Kind       string // full or delta
+	Kind   string // full or delta
 	// Detail is the supplier's own view of the batch.
 	Detail any
 }

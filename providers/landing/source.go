@@ -18,11 +18,11 @@ import (
 // file is the input (decoded), byte for byte, never a re-serialised copy. When it finds a bad byte it first delivers everything before it, so
 // the parser reports any earlier error first.
 type source struct {
-	r   io.Reader
+	ra  *readAhead
 	tee *tee
 	enc Encoding
 
-	raw   []byte            // read buffer
+	cur   []byte            // the read-ahead buffer being parsed, if any
 	keep  [utf8.UTFMax]byte // bytes held back for the next read: a cut rune
 	nkeep int               // or a possible BOM
 	dec   []byte            // Windows-1252 decode buffer
@@ -55,7 +55,7 @@ var win1252 = func() (t [256][]byte) {
 }()
 
 func newSource(r io.Reader, w io.Writer, h hash.Hash, enc Encoding, limit int64) *source {
-	s := &source{r: r, tee: startTee(w, h), enc: enc, raw: make([]byte, readBuffer), limit: limit}
+	s := &source{ra: startReadAhead(r), tee: startTee(w, h), enc: enc, limit: limit}
 	if enc == Windows1252 {
 		s.dec = make([]byte, 0, 3*readBuffer) // at most 3 UTF-8 bytes per input byte
 	}
@@ -85,9 +85,19 @@ func (s *source) fill() {
 		s.err = errRecordTooLong
 		return
 	}
-	k := copy(s.raw, s.keep[:s.nkeep])
-	n, rerr := s.r.Read(s.raw[k:])
-	buf := s.raw[:k+n]
+	// Both the parser and the tee are done with the previous buffer.
+	s.ra.recycle(s.cur)
+	s.cur = nil
+	c, ok := s.ra.next()
+	if !ok {
+		s.err = io.ErrClosedPipe // unreachable: fill stops at the first error
+		return
+	}
+	s.cur = c.buf
+	// The held-back bytes go in the headroom just before the new data.
+	k := copy(c.buf[readHeadroom-s.nkeep:], s.keep[:s.nkeep])
+	buf := c.buf[readHeadroom-k : readHeadroom+c.n]
+	rerr := c.err
 	eof := rerr != nil
 	s.nkeep = 0
 	if !s.started {
@@ -134,9 +144,110 @@ func (s *source) fill() {
 
 var nl = []byte{'\n'}
 
-// finish waits for the output and stops the tee; it returns the first
-// write error.
-func (s *source) finish() error { return s.tee.stop() }
+// finish stops the read-ahead (waiting for a read in flight, so r is not
+// used after Check returns), waits for the output and stops the tee; it
+// returns the first write error.
+func (s *source) finish() error {
+	s.ra.stop()
+	return s.tee.stop()
+}
+
+// readHeadroom is free space before each read-ahead buffer's data, where
+// fill puts the bytes it held back from the previous one.
+const readHeadroom = utf8.UTFMax
+
+// readAheadBuffers bounds the read-ahead: this many buffers of readBuffer
+// bytes, whatever the input size.
+const readAheadBuffers = 8
+
+// readAhead reads the input on its own goroutine, so the work behind r
+// (for an encrypted file: decryption and inflating) runs on one core while
+// the parser works on another. Buffers cycle between the two through
+// channels, so memory is fixed.
+type readAhead struct {
+	full    chan chunk
+	free    chan []byte
+	quit    chan struct{}
+	exited  chan struct{}
+	stopped bool
+}
+
+type chunk struct {
+	buf []byte // readHeadroom bytes, then n bytes of data
+	n   int
+	err error
+}
+
+func startReadAhead(r io.Reader) *readAhead {
+	ra := &readAhead{full: make(chan chunk, readAheadBuffers), free: make(chan []byte, readAheadBuffers),
+		quit: make(chan struct{}), exited: make(chan struct{})}
+	for range readAheadBuffers {
+		ra.free <- make([]byte, readHeadroom+readBuffer)
+	}
+	go func() {
+		defer close(ra.exited)
+		empty := 0
+		for {
+			var b []byte
+			select {
+			case b = <-ra.free:
+			case <-ra.quit:
+				return
+			}
+			n, err := r.Read(b[readHeadroom:])
+			if n == 0 && err == nil {
+				// Nothing read: try again, a few times, as bufio does.
+				if empty++; empty < 100 {
+					ra.free <- b
+					continue
+				}
+				err = io.ErrNoProgress
+			}
+			empty = 0
+			select {
+			case ra.full <- chunk{buf: b, n: n, err: err}:
+			case <-ra.quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ra
+}
+
+// next returns the next chunk read; ok is false only after stop.
+func (ra *readAhead) next() (c chunk, ok bool) {
+	select {
+	case c = <-ra.full:
+		return c, true
+	case <-ra.exited:
+		// The reader may have queued its last chunk just before exiting.
+		select {
+		case c = <-ra.full:
+			return c, true
+		default:
+			return chunk{}, false
+		}
+	}
+}
+
+// recycle hands a drained buffer back to the reader.
+func (ra *readAhead) recycle(b []byte) {
+	if b != nil {
+		ra.free <- b
+	}
+}
+
+// stop ends the reader and waits for it, so r is not in use afterwards.
+func (ra *readAhead) stop() {
+	if !ra.stopped {
+		ra.stopped = true
+		close(ra.quit)
+		<-ra.exited
+	}
+}
 
 // tee writes and hashes each chunk on its own goroutine while the parser
 // works through the same chunk, so hashing and disk writes overlap with

@@ -33,6 +33,10 @@ var (
 	ErrMalformed = errors.New("malformed OpenPGP message")
 )
 
+// fastPath enables the SEIPD v1 fast path (seipd.go); tests turn it off to
+// compare against go-crypto's own reader.
+var fastPath = true
+
 // DefaultMaxDecompressed is the plaintext cap when DecryptOptions leaves it 0.
 const DefaultMaxDecompressed int64 = 64 << 30
 
@@ -69,6 +73,7 @@ type Plaintext struct {
 	SignerFingerprint string
 
 	md       *openpgp.MessageDetails
+	body     io.Reader // md.UnverifiedBody, or the fast path's equivalent
 	src      *srcReader
 	opts     DecryptOptions
 	max, n   int64
@@ -163,7 +168,13 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 	}
 
 	kr := &ring{el: append(append(openpgp.EntityList{}, opts.Keys...), opts.Signers...)}
-	md, err := readMessage(body, kr, decryptConfig(max+limitSlack))
+	// go-crypto parses the headers in full; the recorder lets the fast
+	// path (seipd.go) re-read the few KiB it consumed.
+	rec := &recorder{r: body}
+	cfg := decryptConfig(max + limitSlack)
+	cfg.CacheSessionKey = true
+	md, err := readMessage(rec, kr, cfg)
+	recorded, complete := rec.replay()
 	if err != nil {
 		if errors.Is(err, pgperrors.ErrKeyIncorrect) {
 			return nil, noKeyError(kr.asked, opts.Keys)
@@ -176,7 +187,14 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 	if md.IsSymmetricallyEncrypted && md.DecryptedWith.Entity == nil {
 		return nil, fmt.Errorf("%w: passphrase-encrypted message", ErrNoKey)
 	}
-	pt = &Plaintext{md: md, opts: opts, max: max, src: src}
+	pt = &Plaintext{md: md, body: md.UnverifiedBody, opts: opts, max: max, src: src}
+	if complete && fastPath {
+		if fb := newFastBody(md, recorded, body); fb != nil {
+			pt.body = fb
+		}
+	}
+	clear(md.SessionKey)
+	md.SessionKey = nil
 	if e := md.DecryptedWith.Entity; e != nil {
 		pt.KeyFingerprint = fingerprint(e)
 	}
@@ -270,7 +288,7 @@ func (p *Plaintext) Read(b []byte) (n int, err error) {
 			p.err = err
 		}
 	}()
-	n, err = p.md.UnverifiedBody.Read(b)
+	n, err = p.body.Read(b)
 	p.n += int64(n)
 	if p.n > p.max {
 		p.err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, p.max)
