@@ -145,7 +145,7 @@ func (c *cli) rootCommand() *ffcli.Command {
 		Subcommands: []*ffcli.Command{
 			c.initCommand(), c.validateCommand(), c.fmtCommand(), c.planCommand(), c.applyCommand(),
 			c.showCommand(), c.stateCommand(), c.forceUnlockCommand(), c.graphCommand(), c.keysCommand(),
-			c.driftCommand(), c.simCommand(), c.versionCommand(), c.coverageCommand(), c.demoCommand(),
+			c.driftCommand(), c.doctorCommand(), c.simCommand(), c.versionCommand(), c.coverageCommand(), c.demoCommand(),
 		},
 		Exec: func(context.Context, []string) error {
 			return flag.ErrHelp
