@@ -100,3 +100,53 @@ func TestEMISRealSSHDAndGPGWithGoldenFiles(t *testing.T) {
 		t.Errorf("drift: %s", driftText(p))
 	}
 }
+
+// Names a server lists are never trusted as paths: against real sshd, a
+// site holding files named with newlines, backslashes, reserved names,
+// over-long names and a symlink to outside gets them reported as unknown
+// files, never fetched, and nothing is written outside the landing root.
+func TestMaliciousServerNames(t *testing.T) {
+	w := &world{t: t, dir: t.TempDir(), now: at("2026-11-21", 9, 0)}
+	w.siteDir = filepath.Join(w.dir, "site")
+	os.MkdirAll(w.siteDir, 0o750)
+	srv := sshdtest.Start(t, w.siteDir)
+	w.port, w.user, w.hostKey, w.keyFile, w.remoteDir = srv.Port, srv.User, srv.HostKeyLine, srv.ClientKeyFile, srv.Dir
+	w.tables = `["Admin_Patient"]`
+	w.mustApply()
+	evil := []string{
+		"evil\nname.csv.gpg",
+		`..\..\outside.csv.gpg`,
+		"CON",
+		"-rf.csv.gpg",
+		strings.Repeat("A", 240) + ".csv.gpg", // near NAME_MAX
+		"1_Admin_Patient_20261121021500_45E7CD20-EE37-41AB-90D6-DC9D4B03D102.csv.gpg\x7f",
+	}
+	for _, n := range evil {
+		if err := os.WriteFile(filepath.Join(w.siteDir, n), []byte("not a batch"), 0o640); err != nil {
+			t.Fatalf("%q: %v", n, err)
+		}
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(w.siteDir, "1_Admin_Patient_20261121021500_45E7CD20-EE37-41AB-90D6-DC9D4B03D102.csv.gpg")); err != nil {
+		t.Fatal(err)
+	}
+	p := w.plan()
+	if !strings.Contains(driftText(p), "unknown file(s) on the site") {
+		t.Errorf("drift: %s", driftText(p))
+	}
+	w.mustApply()
+	if files := w.landedFiles(); len(files) != 0 {
+		t.Errorf("landed from a hostile site: %v", files)
+	}
+	arch := filepath.Join(w.dir, "archive")
+	filepath.WalkDir(arch, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("archived from a hostile site: %s", p)
+		}
+		return nil
+	})
+	for _, p := range []string{filepath.Join(w.dir, "outside.csv"), filepath.Join(filepath.Dir(w.dir), "outside.csv")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("wrote outside the landing root: %s", p)
+		}
+	}
+}
