@@ -33,7 +33,8 @@ func (c *cli) simCommand() *ffcli.Command {
 		ShortHelp: "Run the EMIS simulator: an SFTP site delivering encrypted batches to the key im1 handed off.",
 		LongHelp: "The simulator listens on loopback only, prints how to connect (and writes it to DIR/connect.json),\n" +
 			"waits for im1 apply to hand off a public key, delivers the requested days' batches encrypted\n" +
-			"to it, and answers re-extract requests. Stop it with Ctrl-C.",
+			"to it (touching DIR/delivered/<day> when a day's batch is complete), and answers re-extract\n" +
+			"requests. Stop it with Ctrl-C.",
 		Exec: func(ctx context.Context, args []string) error {
 			if !strings.HasPrefix(*listen, "127.") && !strings.HasPrefix(*listen, "localhost:") && !strings.HasPrefix(*listen, "[::1]:") {
 				return &exitError{1, errors.New("the simulator listens on loopback addresses only")}
@@ -91,6 +92,10 @@ func (c *cli) simCommand() *ffcli.Command {
 						names, err := sup.Deliver(time.Date(day.Year(), day.Month(), day.Day(), 2, 15, 0, 0, time.UTC), emissim.Faults{})
 						if err != nil {
 							return err
+						}
+						// A marker per completed day, for whoever waits on the simulator.
+						if err := os.MkdirAll(filepath.Join(work, "delivered"), 0o750); err == nil {
+							_ = os.WriteFile(filepath.Join(work, "delivered", pending[0]), nil, 0o640)
 						}
 						fmt.Fprintf(c.stdout, "delivered %d files for %s\n", len(names), pending[0])
 						pending = pending[1:]
