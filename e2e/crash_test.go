@@ -314,3 +314,32 @@ func TestInterrupts(t *testing.T) {
 		})
 	}
 }
+
+// The state commit that records a batch as landed fails (an injected
+// storage fault: root ignores file modes, so a read-only file would not
+// do): the transaction rolls back, the error names the files already in
+// place, the state stays consistent, and the next apply converges.
+func TestStateCommitFailure(t *testing.T) {
+	w := newWorld(t, emissim.TransportFaults{})
+	w.now = at("2026-11-20", 9, 0)
+	w.mustApply()
+	w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{})
+	w.engine().Close()
+	cmd := exec.Command(failpointBinary(t), "-chdir", w.dir, "apply", "-auto-approve")
+	cmd.Env = append(os.Environ(), "IM1_KEY_PASSPHRASE="+passphrase, "IM1_NOW="+w.now.Format(time.RFC3339), "IM1_FAILPOINT_ERR=landed-commit")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("apply succeeded despite the failing commit:\n%s", out)
+	}
+	for _, want := range []string{"recording batch 2026-11-20T02.15.00 as landed failed", "injected failure", "Admin_Patient.csv", "the next apply re-checks them"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	ds := w.deliveries()
+	if len(ds) != 1 || ds[0].Status != state.DeliveryPending {
+		t.Fatalf("deliveries %+v", ds)
+	}
+	w.invariants(t)
+	w.converges(t)
+}

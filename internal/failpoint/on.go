@@ -3,6 +3,7 @@
 package failpoint
 
 import (
+	"errors"
 	"os"
 	"syscall"
 	"time"
@@ -31,4 +32,15 @@ func Pause(name string) {
 	if pause != "" && name == pause {
 		time.Sleep(2 * time.Second)
 	}
+}
+
+var fail = os.Getenv("IM1_FAILPOINT_ERR")
+
+// Err returns an injected error when name is the failure point the
+// environment asks for: a storage fault where a kill would be too blunt.
+func Err(name string) error {
+	if fail != "" && name == fail {
+		return errors.New("injected failure at " + name + " (IM1_FAILPOINT_ERR)")
+	}
+	return nil
 }

@@ -471,6 +471,9 @@ func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, l Landin
 	failpoint.Hit("before-landed-commit")
 	d.Status, d.Reason, d.Manifest = state.DeliveryLanded, "", sum
 	err = env.Store.Tx(ctx, func(tx state.Tx) error {
+		if err := failpoint.Err("landed-commit"); err != nil {
+			return err
+		}
 		if err := tx.PutDelivery(d); err != nil {
 			return err
 		}
@@ -487,10 +490,17 @@ func Commit(ctx context.Context, env *providers.Env, land *landing.Dir, l Landin
 		}
 		return nil
 	})
-	if err == nil {
-		failpoint.Hit("after-landed-commit")
+	if err != nil {
+		// The files are in place and their hashes recorded; only the last
+		// word is missing. Say where they are; the next apply finishes it.
+		var paths []string
+		for _, f := range l.Files {
+			paths = append(paths, f.LandedPath)
+		}
+		return fmt.Errorf("recording batch %s as landed failed: %w. Its verified files are in place and recorded as pending (%s); the next apply re-checks them and finishes the batch", d.BatchID, err, strings.Join(paths, ", "))
 	}
-	return err
+	failpoint.Hit("after-landed-commit")
+	return nil
 }
 
 func pathBase(p string) string {
