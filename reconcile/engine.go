@@ -163,3 +163,5 @@ func (e *Engine) Close() error {
 	e.store = nil
 	return err
 }
+
+func noCtx() context.Context { return context.Background() }

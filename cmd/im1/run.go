@@ -178,6 +178,9 @@ func (c *cli) planCommand() *ffcli.Command {
 				return &exitError{1, err}
 			}
 			defer e.Close()
+			if err := e.CheckLanding(false); err != nil {
+				fmt.Fprintf(c.stderr, "Warning: %v\n\n", err)
+			}
 			plan, diags := e.Plan(ctx)
 			c.writeDiags(e.Config(), diags)
 			if plan == nil {
@@ -216,6 +219,7 @@ func (c *cli) applyCommand() *ffcli.Command {
 	rf.register(fs)
 	auto := fs.Bool("auto-approve", false, "apply without asking for confirmation")
 	purge := fs.Bool("purge-withdrawn", false, "remove data landed under an IG approval or practice permission that has ended (recorded in the audit log)")
+	force := fs.Bool("force", false, "accept a state older than the landing it manages (restored from a backup)")
 	return &ffcli.Command{
 		Name: "apply", ShortUsage: "im1 apply [flags] [PLANFILE]", FlagSet: fs,
 		ShortHelp: "Make it so: create and rotate keys, fetch, verify, land and repair extracts.",
@@ -257,6 +261,14 @@ func (c *cli) applyCommand() *ffcli.Command {
 					return &exitError{1, err}
 				}
 			}
+			if err := e.CheckLanding(*force); err != nil {
+				return &exitError{1, err}
+			}
+			defer func() {
+				if err := e.WriteLandingMarker(); err != nil {
+					fmt.Fprintf(c.stderr, "Warning: writing the landing marker: %v\n", err)
+				}
+			}()
 			plan, diags := e.Plan(ctx)
 			c.writeDiags(e.Config(), diags)
 			if plan == nil || plan.Errored() {
