@@ -14,7 +14,10 @@ import (
 // its landing (restored from a backup, or copied from elsewhere) would
 // re-land or forget what happened since, so apply refuses it unless told.
 
-const markerName = ".im1-state.json"
+// LandingMarker is the marker's name at the top of the landing root.
+const LandingMarker = ".im1-state.json"
+
+const markerName = LandingMarker
 
 type marker struct {
 	Version int       `json:"version"`

@@ -146,6 +146,7 @@ func doctor(ctx context.Context, e *reconcile.Engine, all bool, sample int) (*Do
 			rel, _ := filepath.Rel(root, p)
 			rel = filepath.ToSlash(rel)
 			switch _, ok := recorded[rel]; {
+			case rel == reconcile.LandingMarker:
 			case strings.HasSuffix(rel, landing.PartialSuffix):
 				rep.Partials = append(rep.Partials, rel)
 			case !ok:
