@@ -13,6 +13,7 @@ import (
 
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/emis/emissim"
+	"github.com/im1dev/im1/providers/registry"
 	"github.com/im1dev/im1/reconcile"
 	"github.com/im1dev/im1/state"
 )
@@ -239,4 +240,35 @@ func TestEMISArmouredCompressed(t *testing.T) {
 	if !w.plan().Empty() {
 		t.Errorf("not converged")
 	}
+}
+
+// plan -refresh=false plans from state alone: it does not need the site.
+func TestPlanWithoutRefresh(t *testing.T) {
+	w := landedOnce(t, emissim.TransportFaults{})
+	w.srv.Close() // the site is unreachable now
+	e := w.engine()
+	defer e.Close()
+	e2 := reconcileLoadNoRefresh(t, w)
+	defer e2.Close()
+	if err := e2.OpenState(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	p, diags := e2.Plan(context.Background())
+	if diags.HasErrors() {
+		t.Fatalf("plan -refresh=false needed the site: %v", diags)
+	}
+	if ic := instances(p, "extract.core")["2026-11-20"]; ic.Action != providers.Landed {
+		t.Errorf("instance %+v", ic)
+	}
+}
+
+func reconcileLoadNoRefresh(t *testing.T, w *world) *reconcile.Engine {
+	t.Helper()
+	now := w.now
+	e, diags := reconcile.Load(reconcile.Options{Dir: w.dir, Registry: registry.New(), NoRefresh: true,
+		Now: func() time.Time { return now }, Getenv: func(string) string { return "" }})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return e
 }

@@ -49,6 +49,9 @@ type Env struct {
 	Getenv func(string) string
 	// FileMode and DirMode for landed data (0640 and 0750 by default).
 	FileMode, DirMode os.FileMode
+	// NoRefresh is plan -refresh=false: plan from state alone, without
+	// listing sites or gateways or checking landed files.
+	NoRefresh bool
 	// PurgeWithdrawn lets apply remove data landed under an approval or
 	// permission that has ended (apply -purge-withdrawn); off, plan only
 	// lists it.

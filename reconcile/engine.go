@@ -107,6 +107,7 @@ func Load(opts Options) (*Engine, hcl.Diagnostics) {
 		DirMode:  st.DirMode,
 
 		PurgeWithdrawn: opts.PurgeWithdrawn,
+		NoRefresh:      opts.NoRefresh,
 	}
 	return e, diags
 }

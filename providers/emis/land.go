@@ -37,9 +37,12 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 		// is known only after apply): its deliveries are planned then.
 		return nil, nil, nil
 	}
-	entries, err := p.list(ctx, req.Source, req.Env, false)
-	if err != nil {
-		return nil, nil, err
+	var entries []sftpsite.Entry
+	if !req.Env.NoRefresh {
+		var err error
+		if entries, err = p.list(ctx, req.Source, req.Env, false); err != nil {
+			return nil, nil, err
+		}
 	}
 	pic, err := p.planExtract(ctx, req, entries)
 	if err != nil {

@@ -76,7 +76,7 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 	if err != nil {
 		return nil, err
 	}
-	if err := pic.FindRepairs(ctx, env); err != nil {
+	if err := pic.FindRepairs(ctx, env, req.Applying); err != nil {
 		return nil, err
 	}
 	// Listed batches not yet landed (or with late files) are fetched.

@@ -16,7 +16,7 @@ import (
 // dataset's IG approval, or the permission of every organisation the
 // source delivers (a multi-organisation extract cannot drop one practice's
 // rows, so one practice's end is reported, not enforced by withdrawal).
-func endings(ctx context.Context, req *Request, zone *time.Location) (Ending, error) {
+func endings(ctx context.Context, req *Request, zone *time.Location, facts *stateFacts) (Ending, error) {
 	var end Ending
 	consider := func(day, reason string) {
 		t, err := time.ParseInLocation(time.DateOnly, day, zone)
@@ -37,10 +37,7 @@ func endings(ctx context.Context, req *Request, zone *time.Location) (Ending, er
 	if len(orgs) == 0 || req.Env.Store == nil {
 		return end, nil
 	}
-	until, err := permissions(ctx, req.Env.Store)
-	if err != nil {
-		return end, err
-	}
+	until := facts.until
 	latest, all := "", true
 	for _, ods := range orgs {
 		u := until[ods]
@@ -58,15 +55,28 @@ func endings(ctx context.Context, req *Request, zone *time.Location) (Ending, er
 	return end, nil
 }
 
-// permissions maps ODS codes to the end of the practice's permission, as
-// state records the organisation resources.
-func permissions(ctx context.Context, st state.Store) (map[string]string, error) {
+// stateFacts is what every extract of a run needs from the resources in
+// state: the organisations' permission ends and each resource's status.
+// It is read once per state serial, not once per extract (7,000
+// organisation-specific sites would otherwise scan state 7,000 times).
+type stateFacts struct {
+	serial int64
+	until  map[string]string // ODS -> permission_until
+	status map[string]string // address -> status
+}
+
+func readFacts(ctx context.Context, st state.Store) (*stateFacts, error) {
+	meta, err := st.Meta(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rs, err := st.Resources(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	f := &stateFacts{serial: meta.Serial, until: map[string]string{}, status: map[string]string{}}
 	for _, r := range rs {
+		f.status[r.Addr] = r.Status
 		if r.Type != "organisation" {
 			continue
 		}
@@ -75,10 +85,10 @@ func permissions(ctx context.Context, st state.Store) (map[string]string, error)
 			Until string `json:"permission_until"`
 		}
 		if json.Unmarshal(r.Attrs, &a) == nil && a.ODS != "" {
-			out[a.ODS] = a.Until
+			f.until[a.ODS] = a.Until
 		}
 	}
-	return out, nil
+	return f, nil
 }
 
 // Withdrawn reports whether a period lies after the extract's end.

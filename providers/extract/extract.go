@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -31,6 +32,9 @@ type Request struct {
 	// report sheet): missing deliveries before that await the supplier, and
 	// no re-extract is requested.
 	SourceReady bool
+	// Applying is set for ApplyExtract: apply always looks at the world,
+	// whatever plan's -refresh said.
+	Applying bool
 	// Ends is when extraction must stop: the dataset's IG approval or the
 	// permission of every organisation the source delivers, whichever ends
 	// first (zero: it does not end). Periods after it are withdrawn.
@@ -57,6 +61,29 @@ type Resource struct {
 	providers.NoRefresh
 	// Sources maps a source block type (emis_site) to its provider.
 	Sources map[string]Source
+
+	mu    sync.Mutex
+	facts *stateFacts // cached per state serial
+}
+
+// stateFacts returns the run's view of the resources in state, re-read
+// only when the state moved.
+func (r *Resource) stateFacts(ctx context.Context, st state.Store) (*stateFacts, error) {
+	meta, err := st.Meta(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.facts != nil && r.facts.serial == meta.Serial {
+		return r.facts, nil
+	}
+	f, err := readFacts(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	r.facts = f
+	return f, nil
 }
 
 // Schema is the extract block.
@@ -82,14 +109,16 @@ func (r *Resource) request(addr string, v cty.Value, env *providers.Env) (*Reque
 		return nil, nil, err
 	}
 	req := &Request{Addr: addr, Source: src, Dataset: providers.GetAttr(v, "dataset"), Schedule: sched, Env: env}
+	facts := &stateFacts{}
 	if env.Store != nil {
-		r, err := env.Store.Resource(context.Background(), srcAddr)
+		f, err := r.stateFacts(context.Background(), env.Store)
 		if err != nil {
 			return nil, nil, err
 		}
-		req.SourceReady = r != nil && r.Status == state.StatusReady
+		facts = f
+		req.SourceReady = facts.status[srcAddr] == state.StatusReady
 	}
-	ends, err := endings(context.Background(), req, zone)
+	ends, err := endings(context.Background(), req, zone, facts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,6 +181,7 @@ func (r *Resource) Apply(ctx context.Context, req *providers.ApplyRequest) (*pro
 	if err != nil {
 		return nil, err
 	}
+	er.Applying = true
 	out.Diagnostics = src.ApplyExtract(ctx, er, todo)
 	return out, nil
 }

@@ -121,7 +121,10 @@ func (p *Picture) Load(ctx context.Context, env *providers.Env, extractAddr, sou
 
 // FindRepairs adds a repair batch for every landed delivery with a file
 // missing or changed.
-func (p *Picture) FindRepairs(ctx context.Context, env *providers.Env) error {
+func (p *Picture) FindRepairs(ctx context.Context, env *providers.Env, applying bool) error {
+	if env.NoRefresh && !applying {
+		return nil // plan -refresh=false does not look at the landed files
+	}
 	dir, err := OpenLanding(env.Dirs.Landing)
 	if err != nil {
 		return err

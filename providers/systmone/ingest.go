@@ -107,9 +107,13 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 	env := req.Env
 	src := providers.String(req.Source, "address")
 	root := rootDir(req.Source, env)
-	folders, diags, err := scan(root)
-	if err != nil {
-		return nil, nil, err
+	var folders []*folder
+	var diags hcl.Diagnostics
+	if !env.NoRefresh || req.Applying {
+		var err error
+		if folders, diags, err = scan(root); err != nil {
+			return nil, nil, err
+		}
 	}
 	pic := extract.NewPicture(req.Schedule)
 	pic.Diags = diags
@@ -117,7 +121,7 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := pic.FindRepairs(ctx, env); err != nil {
+	if err := pic.FindRepairs(ctx, env, req.Applying); err != nil {
 		return nil, nil, err
 	}
 	// The delta chain: each extract's DateExtractFrom must not come after
