@@ -197,8 +197,11 @@ func (r *run) stable(ctx context.Context, entries []sftpsite.Entry) ([]sftpsite.
 		f, wasNew := first[e.Name]
 		switch {
 		case !wasNew:
-			if _, ok := prior[e.Name]; ok {
+			// Confirmed by an earlier run's listing: still only if unchanged.
+			if l, ok := prior[e.Name]; ok && same(e, l) {
 				out = append(out, e)
+			} else if _, err := emisfile.ParseName(e.Name); err == nil {
+				unstable = append(unstable, e.Name)
 			}
 		case f.Size == e.Size && f.MTime.Equal(e.MTime):
 			out = append(out, e)
