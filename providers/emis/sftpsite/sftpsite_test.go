@@ -209,6 +209,7 @@ func TestHostKeyPinning(t *testing.T) {
 				wantErr    error // nil: success
 				changed    bool  // want a *HostKeyError naming both keys
 				unknown    bool  // want a *HostKeyError with Unknown
+				revoked    bool  // want a refusal naming the revocation
 			}{
 				{name: "pinned", hostKeys: []string{emissim.AuthorizedKeyLine(s.key)}},
 				{name: "any pin may match", hostKeys: []string{otherLine, emissim.AuthorizedKeyLine(s.key)}},
@@ -218,6 +219,7 @@ func TestHostKeyPinning(t *testing.T) {
 				{name: "known_hosts hashed", knownHosts: knownHosts(knownhosts.Line([]string{knownhosts.HashHostname(addr)}, s.key))},
 				{name: "known_hosts changed", knownHosts: knownHosts(knownhosts.Line([]string{addr}, other)), changed: true},
 				{name: "known_hosts unknown host", knownHosts: knownHosts(knownhosts.Line([]string{"[192.0.2.1]:22"}, s.key)), unknown: true},
+				{name: "known_hosts revoked", knownHosts: knownHosts(knownhosts.Line([]string{addr}, s.key), "@revoked * "+emissim.AuthorizedKeyLine(s.key)), revoked: true},
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
@@ -243,6 +245,10 @@ func TestHostKeyPinning(t *testing.T) {
 					case tc.unknown:
 						if !errors.As(err, &hk) || !hk.Unknown || hk.Got != good {
 							t.Fatalf("err = %v, want an unknown-host HostKeyError", err)
+						}
+					case tc.revoked:
+						if err == nil || !strings.Contains(err.Error(), "revoked") {
+							t.Fatalf("err = %v, want the revoked key refused", err)
 						}
 					case tc.wantErr != nil:
 						if !errors.Is(err, tc.wantErr) {
