@@ -98,6 +98,9 @@ func openSQLite(ctx context.Context, path string, opts Options, migs []string) (
 		return nil, err
 	}
 
+	if fsName, remote := networkFS(filepath.Dir(abs)); remote {
+		return nil, fmt.Errorf("%w: %s is on a %s filesystem; SQLite's WAL and locks are not safe there (keep the state on a local disk, or use the PostgreSQL backend for shared state)", ErrNetworkFS, path, fsName)
+	}
 	s := &SQLite{path: path, ro: opts.ReadOnly, now: now, stmts: map[string]*sql.Stmt{}}
 	if !opts.ReadOnly {
 		s.w, err = sql.Open("sqlite", dsn(abs,
