@@ -434,9 +434,7 @@ func (r *run) verify(n emisfile.Name, archRel, landRel string) (l *landed, err e
 	if t.HasDeleted {
 		spec.DeletedColumn, spec.DeletedValue = "Deleted", "true"
 	}
-	for _, v := range t.Versions {
-		spec.Versions = append(spec.Versions, landing.HeaderVersion{Name: v.Name, Columns: v.Columns})
-	}
+	spec.Versions = t.Versions
 	stats, err := landing.Check(pt, pend, spec)
 	if err != nil {
 		pend.Abort()

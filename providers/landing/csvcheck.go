@@ -43,7 +43,7 @@ type CSVSpec struct {
 	Encoding Encoding
 	// Versions are the accepted headers (exact column lists); the first
 	// that matches wins. None means any header without duplicates.
-	Versions []HeaderVersion
+	Versions Versions
 	// Required are the declared fields; Check reports which are missing
 	// from the header and which header columns are not declared.
 	Required []string
@@ -551,4 +551,28 @@ func asciiEqualFold[T ~string | ~[]byte](a T, b string) bool {
 		}
 	}
 	return true
+}
+
+// Versions is a table's known headers, newest first: the catalogue both
+// suppliers' file packages keep, and what CSVSpec.Versions takes.
+type Versions []HeaderVersion
+
+// Named returns the version with the given name.
+func (vs Versions) Named(name string) (HeaderVersion, bool) {
+	for _, v := range vs {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return HeaderVersion{}, false
+}
+
+// Match returns the newest version whose columns equal header exactly.
+func (vs Versions) Match(header []string) (HeaderVersion, bool) {
+	for _, v := range vs {
+		if slices.Equal(v.Columns, header) {
+			return v, true
+		}
+	}
+	return HeaderVersion{}, false
 }

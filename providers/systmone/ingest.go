@@ -500,14 +500,12 @@ func (in *ingest) spec(table string, t srfile.ReportTable) (landing.CSVSpec, err
 				base = append(base, f)
 			}
 		}
-		spec.Versions = []landing.HeaderVersion{
+		spec.Versions = landing.Versions{
 			{Name: "declared+RemovedData", Columns: append(append([]string{}, base...), srfile.RemovedData)},
 			{Name: "declared", Columns: base},
 		}
 	case known:
-		for _, v := range cat.Versions {
-			spec.Versions = append(spec.Versions, landing.HeaderVersion{Name: v.Name, Columns: v.Columns})
-		}
+		spec.Versions = cat.Versions
 	}
 	return spec, nil
 }

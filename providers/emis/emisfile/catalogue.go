@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/im1dev/im1/providers/landing"
 )
 
 // Version names, newest first. TX (Endeavour Transforms) recognises these by
@@ -24,21 +26,18 @@ const (
 
 // Table is one EMIS file type.
 type Table struct {
-	FileType   string    // "Schema_Table"
-	Versions   []Version // newest first
-	HasDeleted bool      // has a Deleted column (deltas carry delete rows)
-	GUIDColumn string    // the record's own identifier column; "" for Audit_* (no key)
-	Key        []string  // columns identifying a row (EEV); a delete row keeps these
-	Patient    bool      // rows belong to a patient (a PatientGuid column)
-	OrgColumn  string    // "OrganisationGuid" if present
-	NHSColumn  string    // "NhsNumber" for Admin_Patient
+	FileType   string           // "Schema_Table"
+	Versions   landing.Versions // newest first
+	HasDeleted bool             // has a Deleted column (deltas carry delete rows)
+	GUIDColumn string           // the record's own identifier column; "" for Audit_* (no key)
+	Key        []string         // columns identifying a row (EEV); a delete row keeps these
+	Patient    bool             // rows belong to a patient (a PatientGuid column)
+	OrgColumn  string           // "OrganisationGuid" if present
+	NHSColumn  string           // "NhsNumber" for Admin_Patient
 }
 
 // Version is one known header for a file type.
-type Version struct {
-	Name    string
-	Columns []string
-}
+type Version = landing.HeaderVersion
 
 // Latest is the newest known version.
 func (t *Table) Latest() Version { return t.Versions[0] }
@@ -46,22 +45,12 @@ func (t *Table) Latest() Version { return t.Versions[0] }
 // Version returns the column list for an EMIS version name. A table whose
 // header did not change in that version answers with the nearest older one.
 func (t *Table) Version(name string) (Version, bool) {
-	for _, v := range t.Versions {
-		if v.Name == name {
-			return v, true
-		}
-	}
-	return Version{}, false
+	return t.Versions.Named(name)
 }
 
 // MatchHeader returns the newest version whose columns equal header exactly.
 func (t *Table) MatchHeader(header []string) (Version, bool) {
-	for _, v := range t.Versions {
-		if slices.Equal(v.Columns, header) {
-			return v, true
-		}
-	}
-	return Version{}, false
+	return t.Versions.Match(header)
 }
 
 // HasColumn reports whether the newest version has the column.
@@ -160,7 +149,7 @@ func init() {
 		v50 := variant(v51, nil, s.v50Drop...)
 		t := &Table{
 			FileType: s.fileType,
-			Versions: []Version{{V54, v54}, {V53, v53}, {V51, v51}, {V50, v50}},
+			Versions: landing.Versions{{Name: V54, Columns: v54}, {Name: V53, Columns: v53}, {Name: V51, Columns: v51}, {Name: V50, Columns: v50}},
 			Key:      s.key,
 		}
 		if len(s.key) > 0 {

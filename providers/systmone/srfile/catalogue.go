@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/im1dev/im1/providers/landing"
 )
 
 // RemovedData is the delete flag column: "1" removes the row. Whether a
@@ -36,41 +38,28 @@ func RemovedDataSibling(v string) string {
 // Table is one Strategic Reporting table (file SR<Name>.csv).
 type Table struct {
 	Name      string
-	Versions  []Version // newest first
-	OrgColumn string    // "IDOrganisationVisibleTo" where present: the split key
-	NHSColumn string    // "NHSNumber" for SRPatient
+	Versions  landing.Versions // newest first
+	OrgColumn string           // "IDOrganisationVisibleTo" where present: the split key
+	NHSColumn string           // "NHSNumber" for SRPatient
 	// Reference tables are not split by organisation; SR copies them to
 	// every organisation's folder (SROrganisation, SRMapping, …).
 	Reference bool
 }
 
 // Version is one known header of a table.
-type Version struct {
-	Name    string
-	Columns []string
-}
+type Version = landing.HeaderVersion
 
 // Latest is the newest known version.
 func (t *Table) Latest() Version { return t.Versions[0] }
 
 // Version returns the header of a version name.
 func (t *Table) Version(name string) (Version, bool) {
-	for _, v := range t.Versions {
-		if v.Name == name {
-			return v, true
-		}
-	}
-	return Version{}, false
+	return t.Versions.Named(name)
 }
 
 // MatchHeader returns the newest version whose columns equal header.
 func (t *Table) MatchHeader(header []string) (Version, bool) {
-	for _, v := range t.Versions {
-		if slices.Equal(v.Columns, header) {
-			return v, true
-		}
-	}
-	return Version{}, false
+	return t.Versions.Match(header)
 }
 
 // HasColumn reports whether any known version has the column.
