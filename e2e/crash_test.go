@@ -346,3 +346,35 @@ func TestStateCommitFailure(t *testing.T) {
 	w.invariants(t)
 	w.converges(t)
 }
+
+// The state volume fills up mid-apply (RLIMIT_FSIZE just above the state
+// files' sizes, so SQLite's WAL cannot grow while small landed files still
+// fit): the failing commit rolls back with a clear error, state and
+// landing stay consistent, and the next apply converges.
+func TestStateDiskFull(t *testing.T) {
+	w := newWorld(t, emissim.TransportFaults{})
+	w.supplier.Patients = 1
+	w.now = at("2026-11-20", 9, 0)
+	w.mustApply()
+	w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{})
+	w.engine().Close()
+	var biggest int64
+	for _, f := range []string{"state.db", "state.db-wal"} {
+		if fi, err := os.Stat(filepath.Join(w.dir, ".im1", f)); err == nil && fi.Size() > biggest {
+			biggest = fi.Size()
+		}
+	}
+	limitKiB := biggest/1024 + 1
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("ulimit -f %d && exec \"$0\" -chdir \"$1\" apply -auto-approve", limitKiB), failpointBinary(t), w.dir)
+	cmd.Env = append(os.Environ(), "IM1_KEY_PASSPHRASE="+passphrase, "IM1_NOW="+w.now.Format(time.RFC3339))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Skipf("the apply fitted under %d KiB; nothing was tested:\n%s", limitKiB, out)
+	}
+	t.Logf("apply under a %d KiB limit:\n%s", limitKiB, out)
+	if !strings.Contains(string(out), "too large") && !strings.Contains(string(out), "disk") && !strings.Contains(string(out), "full") {
+		t.Errorf("the error does not say why:\n%s", out)
+	}
+	w.invariants(t)
+	w.converges(t)
+}
