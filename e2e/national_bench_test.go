@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,7 +24,13 @@ import (
 // built straight into state by a generator (IM1_NATIONAL_ORGS, default 100;
 // the national figure is 7,000). It reports the plan's wall time and the
 // heap in use after it.
-func BenchmarkNationalPlan(b *testing.B) {
+func BenchmarkNationalPlan(b *testing.B) { nationalPlan(b, false) }
+
+// BenchmarkNationalPlanJSON is the same plan written by plan -json's
+// streaming writer (to io.Discard): instances are not kept.
+func BenchmarkNationalPlanJSON(b *testing.B) { nationalPlan(b, true) }
+
+func nationalPlan(b *testing.B, stream bool) {
 	orgs := 100
 	if v, err := strconv.Atoi(os.Getenv("IM1_NATIONAL_ORGS")); err == nil {
 		orgs = v
@@ -96,11 +103,22 @@ extract "core" {
 		if err := e.OpenState(ctx, false); err != nil {
 			b.Fatal(err)
 		}
+		var js *reconcile.JSONStream
+		if stream {
+			js = reconcile.NewJSONStream(io.Discard, e)
+			e.SetStream(js.Change)
+		}
 		p, diags := e.Plan(ctx)
+		if js != nil {
+			if err := js.Finish(p); err != nil {
+				b.Fatal(err)
+			}
+		}
 		if diags.HasErrors() {
 			b.Fatal(diags)
 		}
 		var ms runtime.MemStats
+		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 		if !p.Empty() {

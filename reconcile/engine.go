@@ -48,6 +48,10 @@ type Options struct {
 	Operation string
 	// PurgeWithdrawn lets apply remove data landed under ended approvals.
 	PurgeWithdrawn bool
+	// Stream, when set, receives each change as soon as it is planned
+	// (plan -json writes it out), and the plan then keeps no per-instance
+	// detail. Such a plan cannot be applied.
+	Stream func(*Change) error
 }
 
 // Engine is one loaded configuration and its state.
@@ -166,3 +170,7 @@ func (e *Engine) Close() error {
 }
 
 func noCtx() context.Context { return context.Background() }
+
+// SetStream makes Plan hand each change to fn as soon as it is planned
+// (see Options.Stream).
+func (e *Engine) SetStream(fn func(*Change) error) { e.opts.Stream = fn }

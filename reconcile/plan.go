@@ -45,6 +45,11 @@ type Change struct {
 
 	schema *schema.Block
 	resp   *providers.PlanResponse
+	// streamed is set once Options.Stream has written the change: its
+	// instances are dropped (so a plan's memory does not grow with the
+	// number of expected deliveries) and work remembers whether any was
+	// actionable.
+	streamed, work bool
 }
 
 // Errored reports whether planning failed; such a plan cannot be applied.
@@ -66,6 +71,9 @@ func Actionable(ic providers.InstanceChange) bool {
 func (c *Change) HasWork() bool {
 	if c.Action != providers.NoOp {
 		return true
+	}
+	if c.streamed {
+		return c.work
 	}
 	for _, ic := range c.Instances {
 		if Actionable(ic) {
@@ -180,6 +188,9 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 			for _, ref := range r.Refs {
 				ch.Deps = append(ch.Deps, pl.instances[ref.Addr]...)
 			}
+			if err := e.stream(ch); err != nil {
+				return nil, diags.Append(errDiag("Writing the plan failed", err.Error()))
+			}
 			plan.Changes = append(plan.Changes, ch)
 		}
 	}
@@ -227,6 +238,12 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 	if len(e.opts.Targets) > 0 {
 		plan.Changes = targetClosure(plan.Changes, e.opts.Targets)
 	}
+	// Destroys are streamed last, once their dependencies are known.
+	for _, ch := range plan.Changes {
+		if err := e.stream(ch); err != nil {
+			return nil, diags.Append(errDiag("Writing the plan failed", err.Error()))
+		}
+	}
 	sort.SliceStable(plan.Changes, func(i, j int) bool { return plan.Changes[i].Addr < plan.Changes[j].Addr })
 	plan.Diagnostics = diags
 	return plan, diags
@@ -271,6 +288,23 @@ func (e *Engine) planOne(ctx context.Context, prov providers.Resource, s *schema
 	}
 	ch.Sensitive = s.SensitivePaths()
 	return ch, diags
+}
+
+// stream hands a planned change to Options.Stream (plan -json writes it
+// at once) and drops its instances. With -target nothing is streamed:
+// what is kept is known only when planning ends, and the set is small.
+func (e *Engine) stream(ch *Change) error {
+	if e.opts.Stream == nil || len(e.opts.Targets) > 0 || ch.streamed {
+		return nil
+	}
+	if err := e.opts.Stream(ch); err != nil {
+		return err
+	}
+	for _, ic := range ch.Instances {
+		ch.work = ch.work || Actionable(ic)
+	}
+	ch.streamed, ch.Instances = true, nil
+	return nil
 }
 
 // targetClosure keeps the targeted changes and everything they depend on.

@@ -96,14 +96,7 @@ func (p *Plan) Document() *Doc {
 		ResourceChanges: []ResourceChange{}, Drift: docDiags(p.Drift), Diagnostics: docDiags(p.Diagnostics),
 	}
 	for _, c := range p.Changes {
-		rc := ResourceChange{Address: c.Addr, Type: c.Type, Name: nameOf(c.Addr), Index: instanceKeyOf(c.Addr),
-			Action: c.Action, Reason: c.Reason, Sensitive: c.Sensitive, DependsOn: c.Deps}
-		rc.Before, _ = jsonAttrs(c.Before, c.Sensitive)
-		rc.After, rc.AfterUnknown = jsonAttrs(c.After, c.Sensitive)
-		for _, ic := range c.Instances {
-			rc.Instances = append(rc.Instances, InstanceDoc{Key: ic.Key, Action: ic.Action, Reason: ic.Reason, Settled: ic.Settled})
-		}
-		d.ResourceChanges = append(d.ResourceChanges, rc)
+		d.ResourceChanges = append(d.ResourceChanges, resourceChange(c))
 	}
 	d.Summary = summarise(d)
 	return d

@@ -181,6 +181,28 @@ func (c *cli) planCommand() *ffcli.Command {
 			if err := e.CheckLanding(false); err != nil {
 				fmt.Fprintf(c.stderr, "Warning: %v\n\n", err)
 			}
+			if rf.json && *out == "" {
+				// Streamed: each change is written as it is planned, so
+				// memory does not grow with the number of expected deliveries.
+				js := reconcile.NewJSONStream(c.stdout, e)
+				e.SetStream(js.Change)
+				plan, diags := e.Plan(ctx)
+				if plan == nil {
+					c.writeDiags(e.Config(), diags)
+					return exit(1)
+				}
+				if err := js.Finish(plan); err != nil {
+					return &exitError{1, err}
+				}
+				c.writeDiags(e.Config(), diags)
+				if plan.Errored() {
+					return exit(1)
+				}
+				if *detailed && (!plan.Empty() || (rf.refreshOnly && len(plan.Drift) > 0)) {
+					return exit(2)
+				}
+				return nil
+			}
 			plan, diags := e.Plan(ctx)
 			c.writeDiags(e.Config(), diags)
 			if plan == nil {
