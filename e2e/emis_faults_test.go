@@ -11,6 +11,7 @@ import (
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/emis/emissim"
 	"github.com/im1dev/im1/providers/pgpkey/pgpkeytest"
+	"github.com/im1dev/im1/reconcile"
 	"github.com/im1dev/im1/state"
 
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
@@ -296,5 +297,57 @@ func TestEMISGapThenFullReextract(t *testing.T) {
 	ds := w.deliveries()
 	if last := ds[len(ds)-1]; last.Kind != "full" || last.Status != state.DeliveryLanded {
 		t.Errorf("last delivery %+v", last)
+	}
+}
+
+// A quarantined delta stops the run: the next one, delivered at the same
+// time, is not landed across the hole, and plan says why.
+func TestEMISQuarantineStopsLaterDeltas(t *testing.T) {
+	w := landedOnce(t, emissim.TransportFaults{})
+	w.supplier.Deliver(at("2026-11-21", 2, 15), emissim.Faults{TamperFile: "Admin_Patient"})
+	w.supplier.Deliver(at("2026-11-22", 2, 15), emissim.Faults{})
+	w.now = at("2026-11-22", 9, 0)
+	w.apply()
+	for _, d := range w.deliveries() {
+		if d.Day == "2026-11-22" {
+			t.Fatalf("the 22nd landed across the quarantined 21st: %+v", d)
+		}
+	}
+	ic := instances(w.plan(), "extract.core")["2026-11-22"]
+	if ic.Action != providers.Blocked || !strings.Contains(ic.Reason, "quarantined") {
+		t.Fatalf("22nd: %+v", ic)
+	}
+}
+
+// Applying a saved plan does what was reviewed: a batch delivered after
+// the plan was made waits for the next plan.
+func TestSavedPlanAppliesOnlyWhatWasReviewed(t *testing.T) {
+	w := landedOnce(t, emissim.TransportFaults{})
+	w.now = at("2026-11-21", 9, 0)
+	ctx := context.Background()
+	saved := w.plan().Document()
+	w.supplier.Deliver(at("2026-11-21", 2, 15), emissim.Faults{})
+	e := w.engine()
+	defer e.Close()
+	if err := e.OpenState(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := reconcile.CheckSaved(saved, e.Meta(), e.Config()); err != nil {
+		t.Fatal(err)
+	}
+	p, diags := e.Plan(ctx)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	p.Restrict(saved)
+	if _, d := e.Apply(ctx, p, "saved", nil); d.HasErrors() {
+		t.Fatal(d)
+	}
+	e.Close()
+	if n := len(w.deliveries()); n != 1 {
+		t.Fatalf("the saved plan fetched a batch it never showed: %d deliveries", n)
+	}
+	if ic := instances(w.plan(), "extract.core")["2026-11-21"]; ic.Action != providers.Fetch {
+		t.Errorf("the next plan should show the new batch: %+v", ic)
 	}
 }

@@ -48,6 +48,7 @@ type world struct {
 	keyExtra   string
 	retention  string
 	purge      bool
+	noRefresh  bool
 	rawConfig  string // when set, used instead of config()
 	hostSigner ssh.Signer
 	clientPub  ssh.PublicKey
@@ -168,7 +169,7 @@ func (w *world) engine() *reconcile.Engine {
 	}
 	now := w.now
 	e, diags := reconcile.Load(reconcile.Options{
-		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now }, PurgeWithdrawn: w.purge,
+		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now }, PurgeWithdrawn: w.purge, NoRefresh: w.noRefresh,
 		Getenv: func(k string) string {
 			if k == "IM1_KEY_PASSPHRASE" {
 				return passphrase

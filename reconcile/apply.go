@@ -278,6 +278,7 @@ func (e *Engine) applyOne(ctx context.Context, c *Change, pl *planner, mu *sync.
 	if err != nil {
 		return cty.NilVal, diags.Append(errDiag(c.Addr+": planning failed", err.Error()))
 	}
+	resp.Instances = c.allowedInstances(resp.Instances)
 	ar, err := prov.Apply(ctx, &providers.ApplyRequest{Addr: c.Addr, Config: cfgVal, Prior: prior, Planned: resp, Env: e.env})
 	if ar != nil {
 		diags = append(diags, subjectAddr(ar.Diagnostics, c.Addr)...)

@@ -50,6 +50,9 @@ type Change struct {
 	// number of expected deliveries) and work remembers whether any was
 	// actionable.
 	streamed, work bool
+	// allowed, when set (apply of a saved plan), is the instance actions
+	// the reviewed plan showed; nothing else is applied.
+	allowed map[string]providers.InstanceAction
 }
 
 // Errored reports whether planning failed; such a plan cannot be applied.

@@ -226,20 +226,44 @@ func CheckSaved(d *Doc, meta state.Meta, cfg *config.Config) error {
 	return nil
 }
 
-// Restrict keeps only the changes a saved plan contained, so applying it
-// does what was reviewed and no more.
+// Restrict keeps only what a saved plan contained, so applying it does
+// what was reviewed and no more: the same resources, and of each
+// extract's expected deliveries only those with the same action the saved
+// plan showed (a delivery that arrived, or a retention that ran out, since
+// the plan is left for the next plan to show).
 func (p *Plan) Restrict(d *Doc) {
-	want := map[string]bool{}
-	for _, rc := range d.ResourceChanges {
-		want[rc.Address] = true
+	want := map[string]*ResourceChange{}
+	for i := range d.ResourceChanges {
+		want[d.ResourceChanges[i].Address] = &d.ResourceChanges[i]
 	}
 	var out []*Change
 	for _, c := range p.Changes {
-		if want[c.Addr] {
-			out = append(out, c)
+		rc := want[c.Addr]
+		if rc == nil {
+			continue
 		}
+		c.allowed = map[string]providers.InstanceAction{}
+		for _, ic := range rc.Instances {
+			c.allowed[ic.Key] = ic.Action
+		}
+		c.Instances = c.allowedInstances(c.Instances)
+		out = append(out, c)
 	}
 	p.Changes = out
+}
+
+// allowedInstances filters instance changes to those a saved plan allowed.
+func (c *Change) allowedInstances(ics []providers.InstanceChange) []providers.InstanceChange {
+	if c.allowed == nil {
+		return ics
+	}
+	var out []providers.InstanceChange
+	for _, ic := range ics {
+		if a, ok := c.allowed[ic.Key]; ok && a == ic.Action {
+			out = append(out, ic)
+		}
+	}
+	return out
 }
 
 func newID() string {

@@ -181,7 +181,7 @@ func (c *cli) planCommand() *ffcli.Command {
 			if err := e.CheckLanding(false); err != nil {
 				fmt.Fprintf(c.stderr, "Warning: %v\n\n", err)
 			}
-			if rf.json && *out == "" {
+			if rf.json && *out == "" && len(rf.targets) == 0 {
 				// Streamed: each change is written as it is planned, so
 				// memory does not grow with the number of expected deliveries.
 				js := reconcile.NewJSONStream(c.stdout, e)

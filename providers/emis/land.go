@@ -77,20 +77,28 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 		todo[c.Key] = c.Action
 	}
 	r := &run{p: p, req: req, env: env}
+	needSite := false
+	for _, c := range changes {
+		needSite = needSite || c.Action == providers.Fetch || c.Action == providers.Repair
+	}
 	var err error
-	if r.client, err = p.client(ctx, req.Source, env); err != nil {
-		return fail("cannot reach the EMIS site", err)
-	}
-	entries, err := p.list(ctx, req.Source, env, true)
-	if err != nil {
-		return fail("cannot list the EMIS site", err)
-	}
-	entries, unstable, err := r.stable(ctx, entries)
-	if err != nil {
-		return fail("checking the site listing", err)
-	}
-	for _, n := range unstable {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "still being uploaded: " + n, Detail: "Two listings disagreed on its size or time; it is fetched on a later run."})
+	var entries []sftpsite.Entry
+	// Removing withdrawn or expired data and writing requests need no
+	// site: a decommissioned one must not stop them.
+	if needSite {
+		if r.client, err = p.client(ctx, req.Source, env); err != nil {
+			return fail("cannot reach the EMIS site", err)
+		}
+		if entries, err = p.list(ctx, req.Source, env, true); err != nil {
+			return fail("cannot list the EMIS site", err)
+		}
+		var unstable []string
+		if entries, unstable, err = r.stable(ctx, entries); err != nil {
+			return fail("checking the site listing", err)
+		}
+		for _, n := range unstable {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "still being uploaded: " + n, Detail: "Two listings disagreed on its size or time; it is fetched on a later run."})
+		}
 	}
 	pic, err := p.planExtract(ctx, req, entries)
 	if err != nil {
@@ -260,7 +268,9 @@ func (r *run) Fetch(ctx context.Context, pp *extract.Period, eb *extract.Batch) 
 			failpoint.Hit("after-download")
 			l, err := r.verify(n, archRel, path.Join(batchDir, n.FileType()+".csv"))
 			if err != nil {
-				errs[i], quarantine[i] = fmt.Errorf("%s: %w", n.Raw, err), true
+				// A bad file quarantines the batch; a local fault (disk
+				// full, permissions) is retried by the next apply.
+				errs[i], quarantine[i] = fmt.Errorf("%s: %w", n.Raw, err), dataFault(err)
 				return
 			}
 			failpoint.Hit("after-decrypt")
@@ -307,7 +317,10 @@ func (r *run) Fetch(ctx context.Context, pp *extract.Period, eb *extract.Batch) 
 			return nil // late files of a landed batch: the landed part stands
 		}
 		d.Status, d.Reason = state.DeliveryQuarantined, reason
-		return r.env.Store.Tx(ctx, func(tx state.Tx) error { return tx.PutDelivery(d) })
+		if err := r.env.Store.Tx(ctx, func(tx state.Tx) error { return tx.PutDelivery(d) }); err != nil {
+			return err
+		}
+		return extract.ErrQuarantined
 	}
 	// Files already landed under this batch (late files add to them).
 	var files []state.File
@@ -409,13 +422,33 @@ func (r *run) download(ctx context.Context, name string, e sftpsite.Entry, archR
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+var errUnknownType = errors.New("unknown EMIS CSV file type")
+
+// dataFault reports whether a verification error is about the file itself
+// (quarantine it) rather than about this machine (retry it): decryption
+// and integrity failures, CSV format problems, an unknown file type.
+func dataFault(err error) bool {
+	var fe *landing.FormatError
+	switch {
+	case errors.As(err, &fe), errors.Is(err, errUnknownType):
+		return true
+	}
+	for _, e := range []error{pgpkey.ErrNotEncrypted, pgpkey.ErrNoKey, pgpkey.ErrNotIntegrityProtected,
+		pgpkey.ErrIntegrity, pgpkey.ErrSignature, pgpkey.ErrTooLarge, pgpkey.ErrMalformed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // verify decrypts an archived file and validates its CSV into a pending
 // landed file. Nothing it finds counts until the integrity check passed
 // at end of file, and the pending file is not yet renamed into place.
 func (r *run) verify(n emisfile.Name, archRel, landRel string) (l *landed, err error) {
 	t, ok := emisfile.Lookup(n.FileType())
 	if !ok {
-		return nil, fmt.Errorf("unknown EMIS CSV file type %s", n.FileType())
+		return nil, fmt.Errorf("%w %s", errUnknownType, n.FileType())
 	}
 	f, err := r.archive.Open(archRel)
 	if err != nil {
@@ -530,10 +563,17 @@ func (r *run) observations(d *state.Delivery, files []state.File, rows map[strin
 // repair re-lands missing or changed files: from the archived ciphertext
 // when its hash still matches, else downloaded again.
 // Repair implements extract.Worker.
-func (r *run) Repair(ctx context.Context, eb *extract.Batch) error {
+func (r *run) Repair(ctx context.Context, eb *extract.Batch) (err error) {
 	d := eb.Delivery
 	var fixed []*state.File
 	var staged []*landing.Pending
+	defer func() {
+		if err != nil {
+			for _, p := range staged {
+				p.Abort() // no .partial left behind by a failed repair
+			}
+		}
+	}()
 	for i := range eb.Repair {
 		f := &eb.Repair[i]
 		sum, _, err := r.archive.Hash(f.ArchivePath)

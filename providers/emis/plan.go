@@ -88,9 +88,12 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 		if d != nil && d.Status == state.DeliveryQuarantined {
 			continue
 		}
-		if d != nil && d.Status != state.DeliveryLanded {
+		if d != nil && d.Status == state.DeliveryPending {
 			// A crashed run left it pending: land it again, replacing the record.
 			eb.Resume, d = d, nil
+		}
+		if d != nil && d.Status != state.DeliveryLanded {
+			continue // withdrawn or expired: removed on purpose, never fetched again
 		}
 		if err := b.Check(required, agreement); err != nil {
 			eb.Problem = "incomplete: " + firstLine(err.Error())
@@ -167,15 +170,23 @@ func chain(pic *extract.Picture, deliveries []*state.Delivery, full map[string]b
 		b          *extract.Batch
 		full       bool
 		id         string
+		// quarantined batches break the chain until replaced or superseded.
+		quarantined bool
 	}
 	var links []link
 	for _, d := range deliveries {
-		if d.Status != state.DeliveryLanded {
+		// Every batch that took its place in the chain counts: landed, or
+		// landed once and since removed (withdrawn, expired); a quarantined
+		// one is a hole that later deltas must not be loaded across.
+		switch d.Status {
+		case state.DeliveryLanded, state.DeliveryWithdrawn, state.DeliveryExpired, state.DeliveryQuarantined:
+		default:
 			continue
 		}
 		s, _ := strconv.ParseInt(d.SeqFrom, 10, 64)
 		e, _ := strconv.ParseInt(d.SeqTo, 10, 64)
-		links = append(links, link{t: d.Cutoff, start: s, end: e, full: d.Kind == "full", id: d.BatchID})
+		links = append(links, link{t: d.Cutoff, start: s, end: e, full: d.Kind == "full" && d.Status != state.DeliveryQuarantined,
+			id: d.BatchID, quarantined: d.Status == state.DeliveryQuarantined})
 	}
 	for _, pp := range pic.Periods {
 		for _, b := range pp.Batches {
@@ -197,7 +208,7 @@ func chain(pic *extract.Picture, deliveries []*state.Delivery, full map[string]b
 	for i, l := range links {
 		if l.b != nil {
 			l.b.Kind = "delta"
-			if i == 0 || l.full {
+			if (i == 0 && len(links) > 0 && links[0].b == l.b) || l.full {
 				l.b.Kind = "full"
 			}
 			if !l.full && l.t.Before(lastFull) {
@@ -207,6 +218,12 @@ func chain(pic *extract.Picture, deliveries []*state.Delivery, full map[string]b
 		}
 		if l.full {
 			gap, prevEnd = "", l.end
+			continue
+		}
+		if l.quarantined {
+			if gap == "" {
+				gap = fmt.Sprintf("batch %s (processing ids %d-%d) before it was quarantined", l.id, l.start, l.end)
+			}
 			continue
 		}
 		switch {

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"context"
+	"errors"
 	"path"
 	"sort"
 
@@ -11,6 +12,11 @@ import (
 	"github.com/im1dev/im1/providers/landing"
 	"github.com/im1dev/im1/state"
 )
+
+// ErrQuarantined is returned by Worker.Fetch when the batch failed
+// verification and was recorded as quarantined (the worker has already
+// reported why): later batches must not land after it in this run.
+var ErrQuarantined = errors.New("batch quarantined")
 
 // Worker is the supplier-specific half of apply: landing and repairing
 // one batch. The shared half (ordering, requests, purge and expiry) is
@@ -54,6 +60,9 @@ func (p *Picture) Apply(ctx context.Context, req *Request, changes []providers.I
 					continue
 				default:
 					err = w.Fetch(ctx, pp, b)
+				}
+				if errors.Is(err, ErrQuarantined) {
+					return diags // reported by the worker; nothing later may land after it
 				}
 				if err != nil {
 					return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "extract " + k + ": " + firstLine(err.Error()), Detail: err.Error()})

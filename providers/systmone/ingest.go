@@ -1,6 +1,8 @@
 package systmone
 
 import (
+	"archive/zip"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -333,7 +335,10 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 		in.diags = append(in.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "extract " + f.name + " quarantined: " + firstLine(reason),
 			Detail: "Nothing of this extract was landed; a copy stays in the archive as evidence: " + path.Join(in.archive.Path(), archDir) + ". " + reason})
 		d.Status, d.Reason = state.DeliveryQuarantined, firstLine(reason)
-		return in.env.Store.Tx(ctx, func(tx state.Tx) error { return tx.PutDelivery(d) })
+		if err := in.env.Store.Tx(ctx, func(tx state.Tx) error { return tx.PutDelivery(d) }); err != nil {
+			return err
+		}
+		return extract.ErrQuarantined
 	}
 	archAbs := filepath.Join(in.archive.Path(), filepath.FromSlash(archDir))
 	m, err := readManifest(archAbs)
@@ -383,6 +388,10 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 			continue
 		}
 		s, err := in.stage(e, n, t, batchDir)
+		if err != nil && !dataFault(err) {
+			abort()
+			return fmt.Errorf("extract %s not landed (retried later): %w", f.name, err)
+		}
 		if err != nil {
 			return quarantine(err.Error())
 		}
@@ -390,6 +399,10 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 	}
 	for _, extra := range []string{srfile.MappingFile, srfile.MappingGroupFile} {
 		s, err := in.stageFile(archAbs, extra, batchDir)
+		if err != nil && !dataFault(err) {
+			abort()
+			return fmt.Errorf("extract %s not landed (retried later): %w", f.name, err)
+		}
 		if err != nil {
 			return quarantine(err.Error())
 		}
@@ -421,6 +434,21 @@ func (in *ingest) Fetch(ctx context.Context, pp *extract.Period, b *extract.Batc
 		l.Staged = append(l.Staged, s.pending)
 	}
 	return extract.Commit(ctx, in.env, in.land, l)
+}
+
+// dataFault reports whether a table's error is about the delivery itself
+// (quarantine it) rather than about this machine (retry it): CSV format
+// problems and a zip entry that is corrupt or does not match its checksum.
+func dataFault(err error) bool {
+	var fe *landing.FormatError
+	return errors.As(err, &fe) || errors.Is(err, zip.ErrChecksum) || errors.Is(err, zip.ErrFormat) ||
+		errors.Is(err, zip.ErrAlgorithm) || isCorrupt(err)
+}
+
+// isCorrupt catches compress/flate's corruption errors, which carry an offset.
+func isCorrupt(err error) bool {
+	var ce flate.CorruptInputError
+	return errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // discrepancies reports a manifest that calls a table a bulk while its
@@ -670,7 +698,7 @@ func (in *ingest) reportProven(tx state.Tx, files []state.File) error {
 
 // repair re-lands missing or changed tables from the archived extract.
 // Repair implements extract.Worker.
-func (in *ingest) Repair(ctx context.Context, b *extract.Batch) error {
+func (in *ingest) Repair(ctx context.Context, b *extract.Batch) (err error) {
 	d := b.Delivery
 	archDir := extract.ArchiveDir(in.req.Addr, in.src, d.BatchID)
 	archAbs := filepath.Join(in.archive.Path(), filepath.FromSlash(archDir))
@@ -684,6 +712,13 @@ func (in *ingest) Repair(ctx context.Context, b *extract.Batch) error {
 	}
 	var fixed []*state.File
 	var promote []*landing.Pending
+	defer func() {
+		if err != nil {
+			for _, p := range promote {
+				p.Abort() // no .partial left behind by a failed repair
+			}
+		}
+	}()
 	for i := range b.Repair {
 		f := &b.Repair[i]
 		if sum, _, err := in.archive.Hash(f.ArchivePath); err != nil || sum != f.ArchiveSHA256 {
