@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/emis/emissim"
 	"github.com/im1dev/im1/reconcile"
 	"github.com/im1dev/im1/state"
@@ -377,4 +378,29 @@ func TestStateDiskFull(t *testing.T) {
 	}
 	w.invariants(t)
 	w.converges(t)
+}
+
+// A crash leaves a delivery pending, and the supplier then removes the
+// batch from the site: the next apply finishes the landing from the
+// archived ciphertext.
+func TestPendingFinishedFromArchive(t *testing.T) {
+	w := newWorld(t, emissim.TransportFaults{})
+	w.now = at("2026-11-20", 9, 0)
+	w.mustApply()
+	w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{})
+	if !w.child(t, "after-pending-commit", 0) {
+		t.Fatal("failpoint not reached")
+	}
+	entries, _ := os.ReadDir(w.siteDir)
+	for _, e := range entries {
+		os.Remove(filepath.Join(w.siteDir, e.Name()))
+	}
+	ic := instances(w.plan(), "extract.core")["2026-11-20"]
+	if ic.Action != providers.Repair || !strings.Contains(ic.Reason, "finishing an interrupted landing") {
+		t.Fatalf("instance %+v", ic)
+	}
+	w.converges(t)
+	if ds := w.deliveries(); len(ds) != 1 || ds[0].Status != state.DeliveryLanded {
+		t.Fatalf("deliveries %+v", ds)
+	}
 }

@@ -133,6 +133,17 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 		pp := pic.Period(b.Time)
 		pp.Batches = append(pp.Batches, eb)
 	}
+	resumed := map[string]bool{}
+	for _, pp := range pic.Periods {
+		for _, b := range pp.Batches {
+			if b.Resume != nil {
+				resumed[b.ID] = true
+			}
+		}
+	}
+	if err := pic.FinishPending(ctx, env, resumed); err != nil {
+		return nil, err
+	}
 	var ds []*state.Delivery
 	for _, d := range byBatch {
 		ds = append(ds, d)

@@ -146,6 +146,33 @@ func (p *Picture) FindRepairs(ctx context.Context, env *providers.Env, applying 
 	return nil
 }
 
+// FinishPending plans the deliveries a crashed run left pending that no
+// listed batch resumes (the supplier removed it since): their files are
+// landed again from the archive, like a repair of every file.
+func (p *Picture) FinishPending(ctx context.Context, env *providers.Env, resumed map[string]bool) error {
+	for _, d := range p.Pending {
+		if resumed[d.BatchID] {
+			continue
+		}
+		files, err := env.Store.Files(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		var todo []state.File
+		for _, f := range files {
+			if f.Status == state.FileLanded {
+				f.Reason = f.Table + " (finishing an interrupted landing)"
+				todo = append(todo, f)
+			}
+		}
+		if len(todo) > 0 {
+			pp := p.Period(d.Cutoff)
+			pp.Batches = append(pp.Batches, &Batch{ID: d.BatchID, Time: d.Cutoff, Delivery: d, Repair: todo, Kind: d.Kind})
+		}
+	}
+	return nil
+}
+
 // Expect adds every period the schedule expects up to now.
 func (p *Picture) Expect(now time.Time) {
 	for _, k := range p.Sched.Periods(now) {

@@ -202,6 +202,13 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 			prevTo = m.Cutoff()
 		}
 	}
+	resumed := map[string]bool{}
+	for _, f := range folders {
+		resumed[f.name] = true
+	}
+	if err := pic.FinishPending(ctx, env, resumed); err != nil {
+		return nil, nil, err
+	}
 	pic.Expect(env.Now())
 	return pic, folders, nil
 }
