@@ -105,8 +105,10 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 				return nil, err
 			}
 			have := map[string]bool{}
+			haveType := map[string]string{}
 			for _, f := range files {
 				have[f.RemoteName] = true
+				haveType[f.Table] = f.RemoteName
 				if e, ok := byName[f.RemoteName]; ok && f.RemoteSize != 0 && (e.Size != f.RemoteSize || !e.MTime.Equal(f.RemoteMTime)) {
 					pic.Diags = append(pic.Diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
 						Summary: "EMIS replaced " + f.RemoteName + " after it was landed",
@@ -115,7 +117,15 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 				}
 			}
 			for _, n := range b.Names() {
-				if !have[n.Raw] && wanted(n.FileType(), required) {
+				switch prev := haveType[n.FileType()]; {
+				case have[n.Raw] || !wanted(n.FileType(), required):
+				case prev != "":
+					// Another file of a type already landed: never overwrite
+					// what landed; a human decides which one is right.
+					pic.Diags = append(pic.Diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
+						Summary: "a second " + n.FileType() + " file for landed batch " + d.BatchID + " is not fetched",
+						Detail:  n.Raw + " arrived after " + prev + " was landed for the same batch; the landed file is kept."})
+				default:
 					bp.fetch = append(bp.fetch, n)
 				}
 			}
