@@ -242,6 +242,11 @@ func (r *run) Fetch(ctx context.Context, pp *extract.Period, eb *extract.Batch) 
 	src := providers.String(r.req.Source, "address")
 	day := extract.Key(pp.Key)
 	batchDir := extract.LandingDir(r.req.Addr, src, day, b.ID)
+	if eb.Delivery != nil {
+		// Late files join the batch where it landed, whatever the period
+		// arithmetic says today.
+		batchDir, day = eb.Delivery.Path, eb.Delivery.Day
+	}
 	archDir := extract.ArchiveDir(r.req.Addr, src, b.ID)
 	results := make([]*landed, len(bp.fetch))
 	errs := make([]error, len(bp.fetch))
