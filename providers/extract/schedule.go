@@ -2,6 +2,7 @@ package extract
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -53,11 +54,9 @@ func (s Schedule) PeriodOf(t time.Time) time.Time {
 	d := s.Day(t)
 	switch s.Frequency {
 	case "weekly":
-		days := int(d.Sub(s.Start).Hours()+12) / 24 // +12h absorbs DST-length days
-		if days < 0 {
-			return d
-		}
-		return s.Start.AddDate(0, 0, days/7*7)
+		days := int(math.Floor((d.Sub(s.Start).Hours() + 12) / 24)) // +12h absorbs DST-length days
+		weeks := int(math.Floor(float64(days) / 7))                 // floor: days before Start go to earlier weeks
+		return s.Start.AddDate(0, 0, weeks*7)
 	case "monthly":
 		return time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, s.Zone)
 	default:

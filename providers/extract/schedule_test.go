@@ -31,13 +31,15 @@ func TestSchedulePeriodsAcrossClockChanges(t *testing.T) {
 		// The clocks go back at 01:00 UTC on 25 Oct; 23:30 UTC that day is GMT.
 		"GMT after the autumn change": {"daily", "2026-10-01", utc("2026-10-25T23:30:00Z"), "2026-10-25"},
 		// Spring forward on 28 Mar 2027 at 01:00 UTC: 00:30 UTC is still GMT.
-		"night of the spring change": {"daily", "2027-03-01", utc("2027-03-28T00:30:00Z"), "2027-03-28"},
-		"after the spring change":    {"daily", "2027-03-01", utc("2027-03-28T23:30:00Z"), "2027-03-29"},
-		"weekly keyed by first day":  {"weekly", "2026-10-19", utc("2026-10-28T10:00:00Z"), "2026-10-26"},
-		"weekly across the change":   {"weekly", "2026-10-19", utc("2026-11-02T00:30:00Z"), "2026-11-02"},
-		"last hour of a week":        {"weekly", "2026-10-19", utc("2026-11-01T23:30:00Z"), "2026-10-26"},
-		"monthly keyed by the first": {"monthly", "2026-10-01", utc("2026-11-29T10:00:00Z"), "2026-11-01"},
-		"monthly at a BST midnight":  {"monthly", "2026-08-01", utc("2026-09-30T23:30:00Z"), "2026-10-01"},
+		"night of the spring change":   {"daily", "2027-03-01", utc("2027-03-28T00:30:00Z"), "2027-03-28"},
+		"after the spring change":      {"daily", "2027-03-01", utc("2027-03-28T23:30:00Z"), "2027-03-29"},
+		"weekly keyed by first day":    {"weekly", "2026-10-19", utc("2026-10-28T10:00:00Z"), "2026-10-26"},
+		"weekly across the change":     {"weekly", "2026-10-19", utc("2026-11-02T00:30:00Z"), "2026-11-02"},
+		"last hour of a week":          {"weekly", "2026-10-19", utc("2026-11-01T23:30:00Z"), "2026-10-26"},
+		"weekly, the day before start": {"weekly", "2026-10-19", utc("2026-10-18T10:00:00Z"), "2026-10-12"},
+		"weekly, two weeks before":     {"weekly", "2026-10-19", utc("2026-10-05T10:00:00Z"), "2026-10-05"},
+		"monthly keyed by the first":   {"monthly", "2026-10-01", utc("2026-11-29T10:00:00Z"), "2026-11-01"},
+		"monthly at a BST midnight":    {"monthly", "2026-08-01", utc("2026-09-30T23:30:00Z"), "2026-10-01"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
