@@ -98,7 +98,16 @@ func (r *Request) Withdrawn(period time.Time) bool {
 
 // Expired reports whether a period is past the schedule's retention.
 func (r *Request) Expired(period time.Time) bool {
-	return r.Schedule.Retention > 0 && period.Add(r.Schedule.Retention).Before(r.Schedule.Day(r.Env.Now()))
+	ret := r.Schedule.Retention
+	if ret <= 0 {
+		return false
+	}
+	end := period.Add(ret)
+	if ret%(24*time.Hour) == 0 {
+		// Whole days are calendar days, so a clock change never shifts one.
+		end = period.AddDate(0, 0, int(ret/(24*time.Hour)))
+	}
+	return end.Before(r.Schedule.Day(r.Env.Now()))
 }
 
 // RemoveLanded deletes what a delivery landed (the batch directory and its
