@@ -206,7 +206,6 @@ func (x *Extract) fill(ctx context.Context, store state.Store, declared []string
 	type seen struct {
 		rows                                  int64
 		present, disabled, deleted, notActive bool
-		name                                  string
 	}
 	perOrg := make([]map[string]*seen, len(x.Periods))
 	withObs := make([]bool, len(x.Periods))

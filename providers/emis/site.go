@@ -215,9 +215,7 @@ func orgDrift(ctx context.Context, env *providers.Env, addr string, site cty.Val
 			add(hcl.DiagWarning, "organisation "+ods+" is not activated in the sharing agreement", "Agreements_SharingOrganisation: IsActivated=false for OrganisationGuid "+o.OrgGUID+".")
 		}
 	}
-	var guids []string
 	for _, o := range now {
-		guids = append(guids, o.OrgGUID)
 		if was, ok := byGUIDPrev[o.OrgGUID]; ok && was != o.ODS {
 			add(hcl.DiagError, "ODS code for "+o.OrgGUID+" changed from "+was+" to "+o.ODS+" and needs manual handling",
 				"Admin_Organisation in the latest batch maps OrganisationGuid "+o.OrgGUID+" ("+o.Name+") to "+o.ODS+"; the batch before mapped it to "+was+". Update the configuration once the change is confirmed.")

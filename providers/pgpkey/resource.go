@@ -72,8 +72,6 @@ var keySchema = &schema.Block{
 	},
 }
 
-var computedAttrs = []string{"fingerprint", "key_id", "created", "expires", "public_key", "previous_fingerprints"}
-
 // userAttrs are the configurable attributes other than algorithm.
 var userAttrs = []string{"valid_for", "rotate_before", "retire_after", "passphrase_env", "name", "email"}
 

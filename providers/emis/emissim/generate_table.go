@@ -55,7 +55,6 @@ type gen struct {
 	pcg  rand.PCG
 	r    *rand.Rand
 	day  time.Time // the batch's calendar day
-	buf  []byte
 }
 
 func newGen(spec BatchSpec, tab *emisfile.Table, v emisfile.Version, w io.Writer) *gen {
