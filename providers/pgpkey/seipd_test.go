@@ -111,7 +111,12 @@ func TestFastPathMatchesGoCryptoGPG(t *testing.T) {
 				if o.err != nil || !bytes.Equal(o.plain, plain) {
 					t.Fatalf("fast path: %d bytes, %v", len(o.plain), o.err)
 				}
-				if o.fast != c.wantFast {
+				// A tiny message may be read whole by go-crypto's header
+				// parsing, leaving the fast path nothing to take over
+				// (newFastBody hits the recording's wall and falls back);
+				// either path is then right, and the bytes were checked above.
+				tiny := size < 64
+				if o.fast != c.wantFast && !(tiny && !o.fast) {
 					t.Errorf("fast path used: %v, want %v", o.fast, c.wantFast)
 				}
 				// Damaged copies must fail the same way on both paths.
