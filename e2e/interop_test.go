@@ -27,6 +27,7 @@ func TestEMISRealSSHDAndGPGWithGoldenFiles(t *testing.T) {
 	os.MkdirAll(w.siteDir, 0o750)
 	srv := sshdtest.Start(t, w.siteDir)
 	w.port, w.user, w.hostKey, w.keyFile, w.remoteDir = srv.Port, srv.User, srv.HostKeyLine, srv.ClientKeyFile, srv.Dir
+	w.siteExtra = "\n  sftp_request_size = 65536" // OpenSSH serves 64 KiB reads
 	var all []string
 	for _, ft := range emisfile.FileTypes() {
 		if ft != emisfile.SharingOrganisation && ft != emisfile.AdminOrganisation {

@@ -47,6 +47,7 @@ type world struct {
 	senderKey  string
 	keyExtra   string
 	retention  string
+	siteExtra  string // more emis_site attributes, each on its own line
 	purge      bool
 	noRefresh  bool
 	rawConfig  string // when set, used instead of config()
@@ -289,10 +290,11 @@ func (w *world) landedFiles() []string {
 }
 
 func (w *world) senderLine() string {
-	if w.senderKey == "" {
-		return ""
+	out := w.siteExtra
+	if w.senderKey != "" {
+		out += fmt.Sprintf("\n  sender_key_file   = %q", w.senderKey)
 	}
-	return fmt.Sprintf("\n  sender_key_file   = %q", w.senderKey)
+	return out
 }
 
 func (w *world) retentionLine() string {

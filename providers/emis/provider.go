@@ -69,6 +69,10 @@ func siteConfig(site cty.Value, env *providers.Env) (sftpsite.Config, error) {
 	cfg.HostKeys = append(cfg.HostKeys, providers.Strings(site, "host_keys")...)
 	cfg.KnownHostsFile = resolve(env, providers.String(site, "known_hosts_file"))
 	cfg.AuthKeyFile = resolve(env, providers.String(site, "auth_key_file"))
+	if rs := providers.GetAttr(site, "sftp_request_size"); rs.IsKnown() && !rs.IsNull() && rs.Type() == cty.Number {
+		n, _ := rs.AsBigFloat().Int64()
+		cfg.MaxPacket = int(n)
+	}
 	if ua := providers.GetAttr(site, "use_agent"); ua.IsKnown() && !ua.IsNull() && ua.Type() == cty.Bool {
 		cfg.UseAgent = ua.True()
 	}
