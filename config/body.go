@@ -210,6 +210,24 @@ func defaultValue(sa *schema.Attribute) cty.Value {
 // decodeAttr evaluates one attribute, converts it to the declared type,
 // applies the default to null and runs the schema's Check on known values.
 func decodeAttr(a *hclsyntax.Attribute, sa *schema.Attribute, ctx *hcl.EvalContext, sec *secrets) (cty.Value, hcl.Diagnostics) {
+	if !sa.Sensitive && sec != nil {
+		// A sensitive variable may only flow into a sensitive attribute:
+		// anything else is printed in plans and kept in state in clear.
+		for _, tr := range a.Expr.Variables() {
+			if tr.RootName() != "var" || len(tr) < 2 {
+				continue
+			}
+			if ga, ok := tr[1].(hcl.TraverseAttr); ok && sec.names[ga.Name] {
+				return cty.UnknownVal(sa.Type), hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Sensitive variable in a non-sensitive attribute",
+					Detail: fmt.Sprintf("var.%s is marked sensitive, but %q is not: im1 would show its value in plans and keep it in state in clear. Use it only in sensitive attributes, or drop sensitive = true from the variable.",
+						ga.Name, sa.Name),
+					Subject: tr.SourceRange().Ptr(),
+				}}
+			}
+		}
+	}
 	v, diags := a.Expr.Value(ctx)
 	if diags.HasErrors() {
 		return cty.UnknownVal(sa.Type), sec.redact(diags, a.Expr, sa.Sensitive, v)

@@ -45,13 +45,15 @@ func Who() string {
 
 // Lock takes the state lock for operation op, waiting up to LockTimeout.
 func (e *Engine) Lock(ctx context.Context, op string) (string, error) {
+	// Lock times are the real clock's, never the run's (IM1_NOW), and a
+	// held lock does not expire: a long apply keeps it, a dead holder on
+	// this machine is detected by its pid, and force-unlock is for the rest.
 	info := state.LockInfo{
 		ID:        newID(),
 		Operation: op,
 		Who:       Who(),
 		PID:       os.Getpid(),
-		Created:   e.opts.Now().UTC(),
-		Expires:   e.opts.Now().UTC().Add(12 * time.Hour),
+		Created:   time.Now().UTC(),
 	}
 	err := state.LockWithTimeout(ctx, e.store, info, e.opts.LockTimeout)
 	var le *state.LockedError

@@ -131,7 +131,21 @@ func (e *Engine) OpenState(ctx context.Context, write bool) error {
 	return e.openState(ctx, write)
 }
 
+// OpenExistingState opens the state read-write without creating it: the
+// state-editing commands must not make a fresh state of a new lineage.
+func (e *Engine) OpenExistingState(ctx context.Context) error {
+	if _, err := os.Stat(e.cfg.Settings.StatePath); err != nil {
+		return fmt.Errorf("%w: %s does not exist (run `im1 init` or `im1 apply` first)", state.ErrNoState, e.cfg.Settings.StatePath)
+	}
+	return e.openState(ctx, true)
+}
+
 func (e *Engine) openState(ctx context.Context, write bool) error {
+	if e.cfg.Settings.PostgresDSN != "" {
+		// Never fall back to a private SQLite file: a team that configured
+		// shared state would get one state and one lock per machine.
+		return errors.New("im1 { postgres_dsn } is set, but this version of im1 has no PostgreSQL backend: remove it to keep state in the local SQLite file")
+	}
 	path := e.cfg.Settings.StatePath
 	s, err := state.OpenSQLite(ctx, path, state.Options{ReadOnly: !write, Create: write, Now: e.opts.Now})
 	if errors.Is(err, state.ErrNoState) && !write {

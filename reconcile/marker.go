@@ -42,12 +42,12 @@ func (e *Engine) CheckLanding(force bool) error {
 	if err != nil {
 		return err
 	}
+	if force {
+		return nil // -force accepts this state whatever the marker says, or if it is unreadable
+	}
 	var m marker
 	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("%s: %w", e.markerPath(), err)
-	}
-	if force {
-		return nil
+		return fmt.Errorf("%s is unreadable (%v): apply -force accepts the state and rewrites it", e.markerPath(), err)
 	}
 	switch {
 	case e.meta.Lineage != "" && m.Lineage != "" && m.Lineage != e.meta.Lineage:
@@ -75,8 +75,26 @@ func (e *Engine) WriteLandingMarker() error {
 	}
 	b, _ := json.MarshalIndent(marker{Version: 1, Lineage: meta.Lineage, Serial: meta.Serial, Written: e.opts.Now().UTC()}, "", "  ")
 	tmp := e.markerPath() + ".partial"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o640); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, e.markerPath())
+	if _, err = f.Write(append(b, '\n')); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, e.markerPath()); err != nil {
+		return err
+	}
+	if d, err := os.Open(e.cfg.Settings.Landing); err == nil {
+		d.Sync() // the rename itself is durable too
+		d.Close()
+	}
+	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/im1dev/im1/config"
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/reconcile"
-	"github.com/im1dev/im1/state"
 )
 
 // now is the clock; IM1_NOW (RFC3339 or yyyy-mm-dd) fixes it for tests and
@@ -371,17 +370,13 @@ func (c *cli) forceUnlockCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			if err := e.OpenState(ctx, true); err != nil {
+			if err := e.OpenExistingState(ctx); err != nil {
 				return &exitError{1, err}
 			}
 			defer e.Close()
-			if err := e.Store().ForceUnlock(ctx, args[0]); err != nil {
+			if err := e.Store().ForceUnlock(ctx, args[0]); err != nil { // audited by the store
 				return &exitError{1, err}
 			}
-			_ = e.Store().Tx(ctx, func(tx state.Tx) error {
-				_, err := tx.AppendAudit(state.AuditEntry{Time: time.Now().UTC(), Who: reconcile.Who(), Operation: "force-unlock", Outcome: "ok", Detail: fmt.Sprintf(`{"lock_id":%q}`, args[0])})
-				return err
-			})
 			fmt.Fprintf(c.stdout, "State unlocked (lock %s).\n", args[0])
 			return nil
 		},

@@ -21,7 +21,14 @@ func (c *cli) withState(ctx context.Context, write bool, fn func(e *reconcile.En
 	if err != nil {
 		return err
 	}
-	if err := e.OpenState(ctx, write); err != nil {
+	open := e.OpenState
+	if write {
+		open = func(ctx context.Context, _ bool) error { return e.OpenExistingState(ctx) }
+	}
+	if err := open(ctx, write); err != nil {
+		if errors.Is(err, state.ErrNoState) {
+			return &exitError{1, errors.New("no state yet: run `im1 init` or `im1 apply` first")}
+		}
 		return &exitError{1, err}
 	}
 	defer e.Close()
@@ -97,22 +104,29 @@ func (c *cli) stateCommand() *ffcli.Command {
 			if len(args) == 0 {
 				return &exitError{1, errors.New("state rm needs at least one address")}
 			}
-			return c.mutate(ctx, "state rm", func(e *reconcile.Engine, tx state.Tx) error {
+			err := c.mutate(ctx, "state rm", func(e *reconcile.Engine, tx state.Tx) error {
 				for _, a := range args {
 					r, err := e.Store().Resource(ctx, a)
 					if err != nil {
 						return err
 					}
 					if r == nil {
-						return &exitError{1, fmt.Errorf("no resource %s in state", a)}
+						return &exitError{1, fmt.Errorf("no resource %s in state (nothing was removed)", a)}
 					}
 					if err := tx.DeleteResource(a); err != nil {
 						return err
 					}
-					fmt.Fprintf(c.stdout, "Removed %s\n", a)
 				}
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			// Said only once the transaction committed: all or nothing.
+			for _, a := range args {
+				fmt.Fprintf(c.stdout, "Removed %s\n", a)
+			}
+			return nil
 		},
 	}
 	mv := &ffcli.Command{
