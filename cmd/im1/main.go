@@ -71,6 +71,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	c.setupLog()
+	if c.chdir != "" {
+		// As Terraform does: everything, including -var-file, -out and
+		// plan-file paths, is relative to the -chdir directory. The old
+		// directory comes back afterwards for in-process callers (tests).
+		back, err := os.Getwd()
+		if err == nil {
+			err = os.Chdir(c.chdir)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: -chdir: %v\n", err)
+			return 1
+		}
+		defer os.Chdir(back)
+		c.chdir = ""
+	}
 	if err := root.Run(ctx); err != nil {
 		var ee *exitError
 		switch {
