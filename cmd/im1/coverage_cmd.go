@@ -28,19 +28,11 @@ func (c *cli) coverageCommand() *ffcli.Command {
 			"-html FILE writes the same as one self-contained page: a calendar heat map per organisation\n" +
 			"and dataset that needs no network.",
 		Exec: func(ctx context.Context, args []string) error {
-			e, err := c.load(&rf, "coverage")
+			e, plan, err := c.planReadOnly(ctx, &rf, "coverage")
 			if err != nil {
 				return err
 			}
-			if err := e.OpenState(ctx, false); err != nil {
-				return &exitError{1, err}
-			}
 			defer e.Close()
-			plan, diags := e.Plan(ctx)
-			c.writeDiags(e.Config(), diags)
-			if plan == nil || plan.Errored() {
-				return exit(1)
-			}
 			rep, err := coverage.Build(ctx, plan.Document(), e.Store())
 			if err != nil {
 				return &exitError{1, err}

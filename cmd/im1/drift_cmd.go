@@ -52,19 +52,11 @@ func (c *cli) driftCommand() *ffcli.Command {
 			"changes and routine fetches are not drift. Exit codes: 0 no drift, 1 error, 2 drift.",
 		Exec: func(ctx context.Context, args []string) error {
 			rf.refresh = true
-			e, err := c.load(&rf, "drift")
+			e, plan, err := c.planReadOnly(ctx, &rf, "drift")
 			if err != nil {
 				return err
 			}
-			if err := e.OpenState(ctx, false); err != nil {
-				return &exitError{1, err}
-			}
 			defer e.Close()
-			plan, diags := e.Plan(ctx)
-			c.writeDiags(e.Config(), diags)
-			if plan == nil || plan.Errored() {
-				return exit(1)
-			}
 			doc := plan.Document()
 			rep := DriftReport{FormatVersion: "1.0", Findings: doc.Drift, Instances: []DriftInstance{}, Settled: []DriftInstance{}}
 			for _, rc := range doc.ResourceChanges {

@@ -82,6 +82,26 @@ func (c *cli) loadWith(rf *runFlags, op string, progress providers.Progress) (*r
 	return e, nil
 }
 
+// planReadOnly loads the configuration, opens state read-only and plans,
+// printing diagnostics: what drift and coverage start from. The caller
+// closes the engine.
+func (c *cli) planReadOnly(ctx context.Context, rf *runFlags, op string) (*reconcile.Engine, *reconcile.Plan, error) {
+	e, err := c.load(rf, op)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.OpenState(ctx, false); err != nil {
+		return nil, nil, &exitError{1, err}
+	}
+	plan, diags := e.Plan(ctx)
+	c.writeDiags(e.Config(), diags)
+	if plan == nil || plan.Errored() {
+		e.Close()
+		return nil, nil, exit(1)
+	}
+	return e, plan, nil
+}
+
 func (c *cli) initCommand() *ffcli.Command {
 	fs := c.newFlags("init")
 	return &ffcli.Command{
