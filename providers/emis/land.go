@@ -72,11 +72,8 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()})
 	}
 	env := req.Env
-	todo := map[string]providers.InstanceAction{}
-	for _, c := range changes {
-		todo[c.Key] = c.Action
-	}
 	r := &run{p: p, req: req, env: env}
+	// Only fetching and repairing need the site and the private keys.
 	needSite := false
 	for _, c := range changes {
 		needSite = needSite || c.Action == providers.Fetch || c.Action == providers.Repair
@@ -109,13 +106,7 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 	}
 	defer r.archive.Close()
 	defer r.land.Close()
-	needKeys := false
-	for _, k := range pic.Order() {
-		if todo[k] == providers.Fetch || todo[k] == providers.Repair {
-			needKeys = true
-		}
-	}
-	if needKeys {
+	if needSite {
 		fprs := providers.Strings(req.Dataset, "recipient_keys")
 		if len(fprs) == 0 {
 			fprs = providers.Strings(req.Source, "recipient_keys")
