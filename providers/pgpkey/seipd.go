@@ -14,8 +14,8 @@ package pgpkey
 //	PKESK... SEIPDv1( prefix [Compressed(ZIP|ZLIB|none)( Literal )] MDC )
 //
 // with no signature, the body is decrypted again from the recorded bytes
-// on, with crypto/cipher's block cipher many blocks per call, and inflated
-// by newInflater. Anything else (SKESK, AEAD, v2, signatures, BZIP2,
+// on, many AES blocks per call (internal/aescfb), and inflated by
+// newInflater. Anything else (SKESK, AEAD, v2, signatures, BZIP2,
 // padding or marker packets, a shape we cannot confirm from the recorded
 // bytes alone) keeps go-crypto's reader, so no message is ever read by
 // both.
@@ -33,7 +33,6 @@ package pgpkey
 import (
 	"bufio"
 	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha1"
 	"crypto/subtle"
 	"errors"
@@ -44,6 +43,8 @@ import (
 
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/im1dev/im1/providers/pgpkey/internal/aescfb"
 )
 
 // maxRecorded caps the bytes kept while ReadMessage parses the headers. It
@@ -171,7 +172,7 @@ func parseFast(sp *splice, md *openpgp.MessageDetails) (*fastBody, error) {
 			return nil, nil
 		}
 	}
-	block, err := aes.NewCipher(md.SessionKey)
+	block, err := aescfb.NewCipher(md.SessionKey)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +316,7 @@ func sensitive(err error) error { return pgperrors.HandleSensitiveParsingError(e
 // returns the bytes after the prefix.
 type seipdReader struct {
 	src   io.Reader
-	block cipher.Block
+	block *aescfb.Cipher
 	iv    [aes.BlockSize]byte // previous ciphertext block
 	ks    [aes.BlockSize]byte // key stream of a block cut by a read
 	ksOff int                 // bytes of ks used; aes.BlockSize if none left
@@ -334,7 +335,7 @@ const mdcTrailerSize = 2 + sha1.Size
 
 const seipdChunk = 256 << 10
 
-func newSEIPDReader(src io.Reader, block cipher.Block) *seipdReader {
+func newSEIPDReader(src io.Reader, block *aescfb.Cipher) *seipdReader {
 	return &seipdReader{src: src, block: block, ksOff: aes.BlockSize, h: sha1.New(),
 		cbuf: make([]byte, seipdChunk), pbuf: make([]byte, seipdChunk+mdcTrailerSize),
 		skip: block.BlockSize() + 2}
@@ -390,8 +391,8 @@ func (s *seipdReader) verify() error {
 
 // xorKeyStream CFB-decrypts src into dst (same length, not overlapping).
 // P[i] = C[i] ^ E(C[i-1]): every block's key stream depends on ciphertext
-// only, so whole runs of blocks are encrypted straight from src into dst
-// and XORed in one pass, with no per-byte work.
+// only, so whole runs of blocks go to aescfb in one call, which encrypts
+// several blocks at a time and XORs as it goes.
 func (s *seipdReader) xorKeyStream(dst, src []byte) {
 	const bs = aes.BlockSize
 	// Finish a block cut by the previous read.
@@ -406,12 +407,7 @@ func (s *seipdReader) xorKeyStream(dst, src []byte) {
 	}
 	full := len(src) / bs * bs
 	if full > 0 {
-		s.block.Encrypt(dst[:bs], s.iv[:])
-		for i := bs; i < full; i += bs {
-			s.block.Encrypt(dst[i:i+bs], src[i-bs:i])
-		}
-		subtle.XORBytes(dst[:full], dst[:full], src[:full])
-		copy(s.iv[:], src[full-bs:full])
+		s.block.DecryptCFB(dst[:full], src[:full], &s.iv) // updates iv
 		dst, src = dst[full:], src[full:]
 	}
 	if len(src) > 0 {
