@@ -80,6 +80,9 @@ extract "core" {
 	}
 	opts := reconcile.Options{Dir: dir, Registry: registry.New(), NoRefresh: true, Now: func() time.Time { return now },
 		Getenv: func(string) string { return "" }}
+	if v, err := strconv.Atoi(os.Getenv("IM1_NATIONAL_PARALLELISM")); err == nil {
+		opts.Parallelism = v // -parallelism; 0 is the default
+	}
 	// Resources in state as an apply would leave them: plan, then record
 	// every planned value (the sites' key fingerprint is a placeholder).
 	e, diags := reconcile.Load(opts)

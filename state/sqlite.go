@@ -603,6 +603,9 @@ func (s *SQLite) Tx(ctx context.Context, fn func(Tx) error) (err error) {
 	if err := fn(t); err != nil {
 		return err
 	}
+	if err := refreshDigests(ctx, sqlTx); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
 	if t.wrote {
 		if _, err := sqlTx.ExecContext(ctx, `UPDATE meta SET serial = serial + 1 WHERE id = 1`); err != nil {
 			return fmt.Errorf("state: bump serial: %w", err)

@@ -197,6 +197,8 @@ type Store interface {
 	Audit(ctx context.Context) ([]AuditEntry, error)
 
 	Deliveries(ctx context.Context, extract string) ([]Delivery, error)
+	// DeliveryDigests summarises every extract's deliveries, a row each.
+	DeliveryDigests(ctx context.Context) (Digests, error)
 	Files(ctx context.Context, deliveryID int64) ([]File, error)
 	Observations(ctx context.Context, source string) ([]Observation, error)
 	Listings(ctx context.Context, source string) ([]Listing, error)
