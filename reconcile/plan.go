@@ -61,16 +61,7 @@ type Change struct {
 func (p *Plan) Errored() bool { return p.Diagnostics.HasErrors() }
 
 // Actionable reports whether an instance change is work apply will do.
-func Actionable(ic providers.InstanceChange) bool {
-	if ic.Settled {
-		return false
-	}
-	switch ic.Action {
-	case providers.Landed, providers.Wait, providers.Withdrawn:
-		return false
-	}
-	return true
-}
+func Actionable(ic providers.InstanceChange) bool { return ic.Actionable() }
 
 // HasWork reports whether apply has anything to do for this change.
 func (c *Change) HasWork() bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/im1dev/im1/providers"
@@ -63,6 +64,17 @@ type stateFacts struct {
 	serial int64
 	until  map[string]string // ODS -> permission_until
 	status map[string]string // address -> status
+
+	digestsOnce sync.Once
+	digests     state.Digests
+	digestsErr  error
+}
+
+// loadDigests reads every extract's delivery digest once per state serial
+// (one query, instead of one per extract).
+func (f *stateFacts) loadDigests(st state.Store) (state.Digests, error) {
+	f.digestsOnce.Do(func() { f.digests, f.digestsErr = st.DeliveryDigests(context.Background()) })
+	return f.digests, f.digestsErr
 }
 
 func readFacts(ctx context.Context, st state.Store) (*stateFacts, error) {

@@ -39,6 +39,9 @@ type Request struct {
 	// permission of every organisation the source delivers, whichever ends
 	// first (zero: it does not end). Periods after it are withdrawn.
 	Ends Ending
+
+	// digests are the state's delivery digests, for a plan without refresh.
+	digests state.Digests
 }
 
 // Ending says when and why extraction stops.
@@ -117,6 +120,11 @@ func (r *Resource) request(addr string, v cty.Value, env *providers.Env) (*Reque
 		}
 		facts = f
 		req.SourceReady = facts.status[srcAddr] == state.StatusReady
+		if env.NoRefresh {
+			if req.digests, err = facts.loadDigests(env.Store); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	ends, err := endings(context.Background(), req, zone, facts)
 	if err != nil {
