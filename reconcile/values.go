@@ -39,7 +39,7 @@ func decodePrior(r *state.Resource, s *schema.Block) (*providers.Prior, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: state attribute type: %w", r.Addr, err)
 	}
-	v, err := ctyjson.Unmarshal(r.Attrs, ty)
+	v, err := unmarshalValue(r.Attrs, ty)
 	if err != nil {
 		return nil, fmt.Errorf("%s: state attributes: %w", r.Addr, err)
 	}

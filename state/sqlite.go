@@ -297,6 +297,17 @@ func (s *SQLite) Meta(ctx context.Context) (Meta, error) {
 	return m, nil
 }
 
+// Serial returns the state's serial: one small query, for caches that are
+// valid while the state has not moved.
+func (s *SQLite) Serial(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT serial FROM meta WHERE id = 1`).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: %s has no meta row", ErrNoState, s.path)
+	}
+	return n, err
+}
+
 const resourceCols = `addr, type, name, key, status, attrs, attrs_type, private, deps, updated_at`
 
 func scanResource(sc interface{ Scan(...any) error }) (Resource, error) {

@@ -181,6 +181,7 @@ const (
 // transaction and bumps the serial once; Tx groups several writes.
 type Store interface {
 	Meta(ctx context.Context) (Meta, error)
+	Serial(ctx context.Context) (int64, error)
 
 	Resources(ctx context.Context) ([]Resource, error)
 	Resource(ctx context.Context, addr string) (*Resource, error) // nil, nil when absent

@@ -65,16 +65,31 @@ type stateFacts struct {
 	until  map[string]string // ODS -> permission_until
 	status map[string]string // address -> status
 
-	digestsOnce sync.Once
-	digests     state.Digests
-	digestsErr  error
+	bulkOnce sync.Once
+	digests  state.Digests
+	handoffs map[string][]state.Handoff
+	bulkErr  error
 }
 
-// loadDigests reads every extract's delivery digest once per state serial
-// (one query, instead of one per extract).
-func (f *stateFacts) loadDigests(st state.Store) (state.Digests, error) {
-	f.digestsOnce.Do(func() { f.digests, f.digestsErr = st.DeliveryDigests(context.Background()) })
-	return f.digests, f.digestsErr
+// bulk reads every extract's delivery digest and every handoff once per
+// state serial: two queries, instead of two per extract.
+func (f *stateFacts) bulk(st state.Store) (state.Digests, map[string][]state.Handoff, error) {
+	f.bulkOnce.Do(func() {
+		ctx := context.Background()
+		if f.digests, f.bulkErr = st.DeliveryDigests(ctx); f.bulkErr != nil {
+			return
+		}
+		hs, err := st.Handoffs(ctx, "")
+		if err != nil {
+			f.bulkErr = err
+			return
+		}
+		f.handoffs = map[string][]state.Handoff{}
+		for _, h := range hs {
+			f.handoffs[h.Source] = append(f.handoffs[h.Source], h)
+		}
+	})
+	return f.digests, f.handoffs, f.bulkErr
 }
 
 func readFacts(ctx context.Context, st state.Store) (*stateFacts, error) {

@@ -125,9 +125,12 @@ func (p *Picture) Load(ctx context.Context, req *Request, source string) (map[st
 			p.add(d)
 		}
 	}
-	hs, err := env.Store.Handoffs(ctx, extractAddr)
-	if err != nil {
-		return nil, err
+	hs, ok := req.handoffs[extractAddr]
+	if !ok && req.handoffs == nil {
+		var err error
+		if hs, err = env.Store.Handoffs(ctx, extractAddr); err != nil {
+			return nil, err
+		}
 	}
 	for i := range hs {
 		if hs[i].Kind == handoff.ReextractRequest && hs[i].Status == state.HandoffAwaiting {
