@@ -300,8 +300,12 @@ func (s *SQLite) Meta(ctx context.Context) (Meta, error) {
 // Serial returns the state's serial: one small query, for caches that are
 // valid while the state has not moved.
 func (s *SQLite) Serial(ctx context.Context) (int64, error) {
+	st, err := s.stmt(ctx, `SELECT serial FROM meta WHERE id = 1`)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	err := s.r.QueryRowContext(ctx, `SELECT serial FROM meta WHERE id = 1`).Scan(&n)
+	err = st.QueryRowContext(ctx).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: %s has no meta row", ErrNoState, s.path)
 	}

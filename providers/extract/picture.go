@@ -174,13 +174,26 @@ func (p *Picture) loadDigest(dg *state.DeliveryDigest, source string) {
 			}
 			continue
 		}
+		p.plain = slices.Grow(p.plain, len(g.Cutoffs))
+		var k, next time.Time
 		for _, c := range g.Cutoffs {
 			if n := len(p.plain); n > 0 && c >= lo && c < hi {
 				p.plain[n-1].n++
 				continue
 			}
-			k := p.Sched.PeriodOf(time.Unix(0, c))
-			lo, hi = k.UnixNano(), p.Sched.Next(k).UnixNano()
+			// A history is mostly one period after another: try the next
+			// period before working one out from the cut-off.
+			if len(p.plain) > 0 && c >= hi {
+				if after := p.Sched.Next(next); c < after.UnixNano() {
+					k, next = next, after
+					lo, hi = k.UnixNano(), next.UnixNano()
+					p.plain = append(p.plain, plainPeriod{key: k, n: 1})
+					continue
+				}
+			}
+			k = p.Sched.PeriodOf(time.Unix(0, c))
+			next = p.Sched.Next(k)
+			lo, hi = k.UnixNano(), next.UnixNano()
 			p.plain = append(p.plain, plainPeriod{key: k, n: 1})
 		}
 	}
@@ -315,6 +328,18 @@ func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceC
 	return out.done()
 }
 
+// firstQuarantined is the earliest batch quarantined in a period (by cut-off,
+// then batch id), whose reason the period reports, however it was read.
+func firstQuarantined(ds []*state.Delivery) *state.Delivery {
+	first := ds[0]
+	for _, d := range ds[1:] {
+		if c := d.Cutoff.Compare(first.Cutoff); c < 0 || c == 0 && d.BatchID < first.BatchID {
+			first = d
+		}
+	}
+	return first
+}
+
 // runs collects instance changes, merging consecutive ones apply has no
 // work for.
 type runs struct {
@@ -387,7 +412,7 @@ func (p *Picture) instance(req *Request, supplier string, pp *Period, n int, now
 	case n > 0:
 		ic.Action = providers.Landed
 	case len(pp.Quarantined) > 0:
-		ic.Action, ic.Reason, ic.Settled = providers.Quarantine, pp.Quarantined[0].Reason, true
+		ic.Action, ic.Reason, ic.Settled = providers.Quarantine, firstQuarantined(pp.Quarantined).Reason, true
 	case len(waiting) > 0:
 		ic.Action, ic.Reason = providers.Wait, strings.Join(waiting, "; ")
 	case len(superseded) > 0:
