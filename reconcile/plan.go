@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/im1dev/im1/config"
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/schema"
 	"github.com/im1dev/im1/state"
@@ -42,7 +44,9 @@ type Change struct {
 	After     cty.Value // cty.NilVal when destroyed
 	Sensitive []string
 	Instances []providers.InstanceChange
-	// Deps are instance addresses this change must wait for.
+	// Deps are what this change must wait for: instance addresses, or
+	// resource addresses standing for every instance of the resource (an
+	// extract per site over 7,000 sites must not list 7,000 sites each).
 	Deps []string
 
 	schema *schema.Block
@@ -198,9 +202,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 			if ch.After == cty.NilVal {
 				pl.values[inst.Addr] = cty.DynamicVal
 			}
-			for _, ref := range r.Refs {
-				ch.Deps = append(ch.Deps, pl.instances[ref.Addr]...)
-			}
+			ch.Deps = resourceDeps(r.Refs, pl.instances)
 			if err := e.stream(ch); err != nil {
 				return nil, diags.Append(errDiag("Writing the plan failed", err.Error()))
 			}
@@ -362,11 +364,27 @@ func (e *Engine) stream(ch *Change) error {
 	return nil
 }
 
+// resourceDeps lists the referenced resources that have instances, by
+// resource address.
+func resourceDeps(refs []config.Ref, instances map[string][]string) []string {
+	var deps []string
+	for _, ref := range refs {
+		if len(instances[ref.Addr]) > 0 && !slices.Contains(deps, ref.Addr) {
+			deps = append(deps, ref.Addr)
+		}
+	}
+	return deps
+}
+
 // targetClosure keeps the targeted changes and everything they depend on.
 func targetClosure(changes []*Change, targets []string) []*Change {
 	byAddr := map[string]*Change{}
 	for _, c := range changes {
 		byAddr[c.Addr] = c
+	}
+	byResource := map[string][]*Change{}
+	for _, c := range changes {
+		byResource[resourceOf(c.Addr)] = append(byResource[resourceOf(c.Addr)], c)
 	}
 	keep := map[string]bool{}
 	var visit func(string)
@@ -379,6 +397,9 @@ func targetClosure(changes []*Change, targets []string) []*Change {
 			for _, d := range c.Deps {
 				visit(d)
 			}
+		}
+		for _, c := range byResource[a] { // a resource-level dependency
+			visit(c.Addr)
 		}
 	}
 	for _, c := range changes {
