@@ -98,6 +98,11 @@ func withAddress(v cty.Value, addr string) cty.Value {
 	if v == cty.NilVal || v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
 		return v
 	}
+	if v.Type().HasAttribute("address") {
+		if a := v.GetAttr("address"); a.Type() == cty.String && a.IsKnown() && !a.IsNull() && a.AsString() == addr {
+			return v // already there (state and configuration both carry it): no copy
+		}
+	}
 	return providers.SetAttr(v, "address", cty.StringVal(addr))
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -338,6 +339,27 @@ func (s *SQLite) Resources(ctx context.Context) ([]Resource, error) {
 		return nil, err
 	}
 	return collect(rows, scanResource)
+}
+
+// ResourceHeads returns every resource's address, type and status, and the
+// attributes of those of the given types only: what providers need to know
+// about the rest of state, without decoding thousands of values.
+func (s *SQLite) ResourceHeads(ctx context.Context, attrsOf ...string) ([]Resource, error) {
+	rows, err := s.query(ctx, `SELECT addr, type, status, attrs FROM resources ORDER BY addr`)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(sc interface{ Scan(...any) error }) (Resource, error) {
+		var r Resource
+		var attrs sql.RawBytes
+		if err := sc.Scan(&r.Addr, &r.Type, &r.Status, &attrs); err != nil {
+			return r, err
+		}
+		if slices.Contains(attrsOf, r.Type) {
+			r.Attrs = slices.Clone([]byte(attrs))
+		}
+		return r, nil
+	})
 }
 
 // Resource returns the resource at addr, or nil, nil when there is none.

@@ -184,6 +184,9 @@ type Store interface {
 	Serial(ctx context.Context) (int64, error)
 
 	Resources(ctx context.Context) ([]Resource, error)
+	// ResourceHeads is Resources with only address, type and status, and
+	// attributes only for the types named.
+	ResourceHeads(ctx context.Context, attrsOf ...string) ([]Resource, error)
 	Resource(ctx context.Context, addr string) (*Resource, error) // nil, nil when absent
 
 	// Tx runs fn in one transaction; the serial is bumped once on commit if

@@ -97,7 +97,7 @@ func readFacts(ctx context.Context, st state.Store) (*stateFacts, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, err := st.Resources(ctx)
+	rs, err := st.ResourceHeads(ctx, "organisation")
 	if err != nil {
 		return nil, err
 	}

@@ -317,6 +317,10 @@ func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceC
 			next = p.Sched.Next(next)
 		}
 		expecting = expecting && !next.After(end)
+		if h.pp == nil && h.n > 0 && !req.Withdrawn(h.key) && !req.Expired(h.key) {
+			out.add(providers.InstanceChange{Action: providers.Landed}, h.key) // the bulk of any history
+			continue
+		}
 		pp := h.pp
 		if pp == nil {
 			pp = &Period{Key: h.key}
