@@ -137,7 +137,12 @@ func Build(ctx context.Context, doc *reconcile.Doc, store state.Store) (*Report,
 			x.Frequency = "daily"
 		}
 		for _, ic := range rc.Instances {
-			x.Periods = append(x.Periods, Period{Key: ic.Key, Status: statusOf(ic.Action), Action: string(ic.Action), Reason: ic.Reason, Settled: ic.Settled})
+			// A run in the plan is a cell per period here.
+			key := ic.Key
+			for range ic.N() {
+				x.Periods = append(x.Periods, Period{Key: key, Status: statusOf(ic.Action), Action: string(ic.Action), Reason: ic.Reason, Settled: ic.Settled})
+				key = nextKey(x.Frequency, key)
+			}
 		}
 		if err := x.fill(ctx, store, declaredOrgs(byAddr, x.Source), orgInfo); err != nil {
 			return nil, err

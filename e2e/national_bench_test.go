@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/extract"
 	"github.com/im1dev/im1/providers/handoff"
 	"github.com/im1dev/im1/providers/registry"
@@ -24,13 +25,18 @@ import (
 // built straight into state by a generator (IM1_NATIONAL_ORGS, default 100;
 // the national figure is 7,000). It reports the plan's wall time and the
 // heap in use after it.
-func BenchmarkNationalPlan(b *testing.B) { nationalPlan(b, false) }
+func BenchmarkNationalPlan(b *testing.B) { nationalPlan(b, false, 0) }
+
+// BenchmarkNationalPlanMissing is the same with 1,000 deliveries missing
+// (one each from the first 1,000 sites, spread over the year): the plan
+// must ask for exactly those.
+func BenchmarkNationalPlanMissing(b *testing.B) { nationalPlan(b, false, 1000) }
 
 // BenchmarkNationalPlanJSON is the same plan written by plan -json's
 // streaming writer (to io.Discard): instances are not kept.
-func BenchmarkNationalPlanJSON(b *testing.B) { nationalPlan(b, true) }
+func BenchmarkNationalPlanJSON(b *testing.B) { nationalPlan(b, true, 0) }
 
-func nationalPlan(b *testing.B, stream bool) {
+func nationalPlan(b *testing.B, stream bool, missing int) {
 	orgs := 100
 	if v, err := strconv.Atoi(os.Getenv("IM1_NATIONAL_ORGS")); err == nil {
 		orgs = v
@@ -80,6 +86,9 @@ extract "core" {
 	}
 	opts := reconcile.Options{Dir: dir, Registry: registry.New(), NoRefresh: true, Now: func() time.Time { return now },
 		Getenv: func(string) string { return "" }}
+	if v, err := strconv.Atoi(os.Getenv("IM1_NATIONAL_PARALLELISM")); err == nil {
+		opts.Parallelism = v // -parallelism; 0 is the default
+	}
 	// Resources in state as an apply would leave them: plan, then record
 	// every planned value (the sites' key fingerprint is a placeholder).
 	e, diags := reconcile.Load(opts)
@@ -92,7 +101,8 @@ extract "core" {
 	}
 	st := e.Store()
 	genStart := time.Now()
-	if err := seedNational(ctx, e, st, orgs, days, start); err != nil {
+	missing = min(missing, orgs)
+	if err := seedNational(ctx, e, st, orgs, days, start, missing); err != nil {
 		b.Fatal(err)
 	}
 	e.Close()
@@ -121,8 +131,19 @@ extract "core" {
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
-		if !p.Empty() {
+		requests := 0
+		for _, c := range p.Changes {
+			for _, ic := range c.Instances {
+				if ic.Action == providers.Request {
+					requests += ic.N()
+				}
+			}
+		}
+		switch {
+		case missing == 0 && !p.Empty():
 			b.Fatalf("the generated state should plan empty")
+		case !stream && requests != missing:
+			b.Fatalf("the plan requests %d deliveries; %d are missing", requests, missing)
 		}
 		e.Close()
 	}
@@ -132,7 +153,8 @@ func ods(i int) string { return fmt.Sprintf("A%05d", 10000+i) }
 
 // seedNational records the resources as applied and a year of landed
 // daily deliveries per site, in large transactions.
-func seedNational(ctx context.Context, e *reconcile.Engine, st state.Store, orgs, days int, start time.Time) error {
+// The first missing sites each lack one day, spread over the year.
+func seedNational(ctx context.Context, e *reconcile.Engine, st state.Store, orgs, days int, start time.Time, missing int) error {
 	p, diags := e.Plan(ctx)
 	if diags.HasErrors() {
 		return diags
@@ -151,6 +173,9 @@ func seedNational(ctx context.Context, e *reconcile.Engine, st state.Store, orgs
 					return err
 				}
 				for d := 0; d < days; d++ {
+					if i < missing && d == 1+i%(days-10) {
+						continue
+					}
 					t := start.AddDate(0, 0, d).Add(2*time.Hour + 15*time.Minute)
 					kind := "delta"
 					if d == 0 {

@@ -255,16 +255,47 @@ func (w *world) deliveries() []state.Delivery {
 }
 
 // instances returns the extract's instance actions by key.
+// A run of periods is listed under each of its keys.
 func instances(p *reconcile.Plan, addr string) map[string]providers.InstanceChange {
 	out := map[string]providers.InstanceChange{}
 	for _, c := range p.Changes {
 		if c.Addr == addr {
 			for _, ic := range c.Instances {
-				out[ic.Key] = ic
+				for _, k := range runKeys(ic) {
+					out[k] = ic
+				}
 			}
 		}
 	}
 	return out
+}
+
+// runKeys lists the period keys a run stands for; the step (a day, a week
+// or a month) is what spans Key to Through in Count-1 steps.
+func runKeys(ic providers.InstanceChange) []string {
+	if ic.N() == 1 {
+		return []string{ic.Key}
+	}
+	from, err1 := time.Parse(time.DateOnly, ic.Key)
+	to, err2 := time.Parse(time.DateOnly, ic.Through)
+	if err1 != nil || err2 != nil {
+		panic("bad run " + ic.Key + ".." + ic.Through)
+	}
+	step := func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }
+	switch days := int(to.Sub(from).Hours()/24 + 0.5); days {
+	case ic.Count - 1:
+		step = func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+	case 7 * (ic.Count - 1):
+		step = func(t time.Time) time.Time { return t.AddDate(0, 0, 7) }
+	}
+	var keys []string
+	for t := from; len(keys) < ic.Count; t = step(t) {
+		keys = append(keys, t.Format(time.DateOnly))
+	}
+	if keys[len(keys)-1] != ic.Through {
+		panic(fmt.Sprintf("run %s..%s of %d does not step evenly", ic.Key, ic.Through, ic.Count))
+	}
+	return keys
 }
 
 func driftText(p *reconcile.Plan) string {

@@ -130,7 +130,10 @@ const (
 	Expire InstanceAction = "expire"
 )
 
-// InstanceChange is the plan for one expected delivery of an extract.
+// InstanceChange is the plan for one expected delivery of an extract, or
+// for a run of consecutive ones with the same outcome that apply has
+// nothing to do for (a year of landed days is one run, so a national plan
+// stays small).
 type InstanceChange struct {
 	Key    string // delivery day or period start, yyyy-mm-dd
 	Action InstanceAction
@@ -138,6 +141,25 @@ type InstanceChange struct {
 	// Settled states are reported but apply cannot change them
 	// (quarantine, awaiting supplier, a request already sent).
 	Settled bool
+	// Through is the last period's key and Count the number of periods
+	// when the change stands for a run; both are zero for one period.
+	Through string
+	Count   int
+}
+
+// N is the number of expected deliveries the change stands for.
+func (ic InstanceChange) N() int { return max(ic.Count, 1) }
+
+// Actionable reports whether apply has work to do for the change.
+func (ic InstanceChange) Actionable() bool {
+	if ic.Settled {
+		return false
+	}
+	switch ic.Action {
+	case Landed, Wait, Withdrawn:
+		return false
+	}
+	return true
 }
 
 // PlanRequest asks for the change from Prior to Config.

@@ -126,6 +126,27 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, planHash string, obs Obs
 			pl.values[c.Addr] = cty.DynamicVal
 		}
 	}
+	// A dependency on a whole resource waits for one barrier per resource,
+	// closed when all of its instances with work are done.
+	byResource := map[string][]*node{}
+	for _, n := range order {
+		r := resourceOf(n.change.Addr)
+		byResource[r] = append(byResource[r], n)
+	}
+	for r, ns := range byResource {
+		if _, ok := nodes[r]; ok {
+			continue // a single-instance resource: its node is the barrier
+		}
+		g := &node{done: make(chan struct{})}
+		nodes[r] = g
+		go func() {
+			defer close(g.done)
+			for _, n := range ns {
+				<-n.done
+				g.failed = g.failed || n.failed
+			}
+		}()
+	}
 	res := &ApplyResult{}
 	var mu sync.Mutex // guards pl, res and diags
 	sem := make(chan struct{}, e.opts.Parallelism)
@@ -249,9 +270,7 @@ func (e *Engine) applyOne(ctx context.Context, c *Change, pl *planner, mu *sync.
 		}
 		mu.Lock()
 		insts, d := e.cfg.Eval(r, pl.lookup)
-		for _, ref := range r.Refs {
-			deps = append(deps, pl.instances[ref.Addr]...)
-		}
+		deps = resourceDeps(r.Refs, pl.instances)
 		mu.Unlock()
 		diags = append(diags, d...)
 		if d.HasErrors() {

@@ -36,7 +36,8 @@ type thing struct {
 }
 
 var thingSchema = &schema.Block{
-	Doc: "test",
+	Doc:     "test",
+	ForEach: true,
 	Attributes: []*schema.Attribute{
 		{Name: "value", Type: cty.String, Required: true},
 		{Name: "needs", Type: cty.List(cty.String)},
@@ -373,5 +374,63 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	if !bytes.Equal(want, got) {
 		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// TestForEachDependencies: an instance that refers to a for_each resource
+// depends on the resource as a whole (one entry, not one per instance, so
+// 7,000 extracts over 7,000 sites stay linear), waits for every instance
+// of it, is skipped when any fails, and -target pulls them all in.
+func TestForEachDependencies(t *testing.T) {
+	const src = `
+thing "site" {
+  for_each = toset(["x", "y", "z"])
+  value    = each.key
+}
+thing "per" {
+  for_each = thing.site
+  value    = "per-${each.key}"
+  needs    = [each.value.id]
+}
+thing "all" {
+  value = "all"
+  needs = [for s in thing.site : s.id]
+}
+`
+	f := newFixture(t, src)
+	f.th.delay = 10 * time.Millisecond
+	e, p := f.plan(Options{})
+	e.Close()
+	for _, c := range p.Changes {
+		if strings.HasPrefix(c.Addr, "thing.per") || c.Addr == "thing.all" {
+			if len(c.Deps) != 1 || c.Deps[0] != "thing.site" {
+				t.Errorf("%s depends on %v; want [thing.site]", c.Addr, c.Deps)
+			}
+		}
+	}
+	e, p = f.plan(Options{Targets: []string{`thing.per["y"]`}})
+	e.Close()
+	if got := actions(p); len(got) != 4 {
+		t.Errorf("-target thing.per[\"y\"] kept %v; want it and the three sites", got)
+	}
+	if _, diags := f.apply(Options{Parallelism: 10}); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	pos := map[string]int{}
+	for i, a := range f.th.applied {
+		pos[a] = i
+	}
+	for _, site := range []string{`thing.site["x"]`, `thing.site["y"]`, `thing.site["z"]`} {
+		for _, dep := range []string{`thing.per["x"]`, `thing.per["y"]`, `thing.per["z"]`, "thing.all"} {
+			if pos[site] > pos[dep] {
+				t.Errorf("%s applied before %s: %v", dep, site, f.th.applied)
+			}
+		}
+	}
+
+	g := newFixture(t, strings.Replace(src, `value    = each.key`, `value    = each.key == "y" ? "fail" : each.key`, 1))
+	res, diags := g.apply(Options{Parallelism: 10})
+	if !diags.HasErrors() || res.Failed != 1 || res.Done != 2 || res.Skipped != 4 {
+		t.Errorf("one site failing: %+v, %v; want 1 failed, 2 done, 4 skipped", res, diags)
 	}
 }

@@ -114,7 +114,8 @@ func resourceChange(c *Change) ResourceChange {
 	rc.Before, _ = jsonAttrs(c.Before, c.Sensitive)
 	rc.After, rc.AfterUnknown = jsonAttrs(c.After, c.Sensitive)
 	for _, ic := range c.Instances {
-		rc.Instances = append(rc.Instances, InstanceDoc{Key: ic.Key, Action: ic.Action, Reason: ic.Reason, Settled: ic.Settled})
+		rc.Instances = append(rc.Instances, InstanceDoc{Key: ic.Key, Action: ic.Action, Reason: ic.Reason, Settled: ic.Settled,
+			Through: ic.Through, Count: ic.Count})
 	}
 	return rc
 }

@@ -3,13 +3,17 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/im1dev/im1/config"
 	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/schema"
 	"github.com/im1dev/im1/state"
@@ -40,7 +44,9 @@ type Change struct {
 	After     cty.Value // cty.NilVal when destroyed
 	Sensitive []string
 	Instances []providers.InstanceChange
-	// Deps are instance addresses this change must wait for.
+	// Deps are what this change must wait for: instance addresses, or
+	// resource addresses standing for every instance of the resource (an
+	// extract per site over 7,000 sites must not list 7,000 sites each).
 	Deps []string
 
 	schema *schema.Block
@@ -59,16 +65,7 @@ type Change struct {
 func (p *Plan) Errored() bool { return p.Diagnostics.HasErrors() }
 
 // Actionable reports whether an instance change is work apply will do.
-func Actionable(ic providers.InstanceChange) bool {
-	if ic.Settled {
-		return false
-	}
-	switch ic.Action {
-	case providers.Landed, providers.Wait, providers.Withdrawn:
-		return false
-	}
-	return true
-}
+func Actionable(ic providers.InstanceChange) bool { return ic.Actionable() }
 
 // HasWork reports whether apply has anything to do for this change.
 func (c *Change) HasWork() bool {
@@ -164,21 +161,38 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 			continue
 		}
 		pl.keys[r.Addr()] = map[string]string{}
-		for _, inst := range insts {
+		// Instances of one block depend only on earlier blocks, so they are
+		// planned concurrently (bounded like apply): at national scale a
+		// block has thousands of sites whose refresh waits on the network.
+		jobs := make([]planJob, len(insts))
+		for i, inst := range insts {
 			pl.instances[r.Addr()] = append(pl.instances[r.Addr()], inst.Addr)
 			pl.keys[r.Addr()][inst.Addr] = inst.Key
-			var prior *providers.Prior
+			jobs[i].ok = true
 			if sr := priors[inst.Addr]; sr != nil {
 				delete(priors, inst.Addr)
 				p, err := decodePrior(sr, r.Schema)
 				if err != nil {
 					diags = diags.Append(errDiag("Reading state failed", err.Error()))
+					jobs[i].ok = false
 					continue
 				}
-				prior = p
+				jobs[i].prior = p
 			}
-			ch, d := e.planOne(ctx, prov, r.Schema, inst.Addr, r.Type, inst.Value, prior, plan)
-			diags = append(diags, d...)
+		}
+		e.planAll(len(insts), func(i int) {
+			if jobs[i].ok {
+				jobs[i].ch, jobs[i].diags, jobs[i].drift = e.planOne(ctx, prov, r.Schema, insts[i].Addr, r.Type, insts[i].Value, jobs[i].prior)
+			}
+		})
+		for i, inst := range insts {
+			j := &jobs[i]
+			if !j.ok {
+				continue
+			}
+			diags = append(diags, j.diags...)
+			plan.Drift = append(plan.Drift, j.drift...)
+			ch := j.ch
 			if ch == nil {
 				pl.failed[r.Addr()] = true
 				pl.values[inst.Addr] = cty.DynamicVal
@@ -188,9 +202,7 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 			if ch.After == cty.NilVal {
 				pl.values[inst.Addr] = cty.DynamicVal
 			}
-			for _, ref := range r.Refs {
-				ch.Deps = append(ch.Deps, pl.instances[ref.Addr]...)
-			}
+			ch.Deps = resourceDeps(r.Refs, pl.instances)
 			if err := e.stream(ch); err != nil {
 				return nil, diags.Append(errDiag("Writing the plan failed", err.Error()))
 			}
@@ -217,8 +229,9 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 			diags = diags.Append(errDiag("Reading state failed", err.Error()))
 			continue
 		}
-		ch, d := e.planOne(ctx, prov, prov.Schema(), addr, sr.Type, cty.NilVal, prior, plan)
+		ch, d, drift := e.planOne(ctx, prov, prov.Schema(), addr, sr.Type, cty.NilVal, prior)
 		diags = append(diags, d...)
+		plan.Drift = append(plan.Drift, drift...)
 		if ch == nil {
 			continue
 		}
@@ -252,22 +265,63 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 	return plan, diags
 }
 
-// planOne refreshes and plans one instance.
-func (e *Engine) planOne(ctx context.Context, prov providers.Resource, s *schema.Block, addr, typ string, cfgVal cty.Value, prior *providers.Prior, plan *Plan) (*Change, hcl.Diagnostics) {
-	var diags hcl.Diagnostics
+// planJob is one instance's planning, run by planAll.
+type planJob struct {
+	ok    bool
+	prior *providers.Prior
+	ch    *Change
+	diags hcl.Diagnostics
+	drift hcl.Diagnostics
+}
+
+// planAll runs fn(0..n-1) on at most Parallelism goroutines when
+// refreshing, which waits on the network; without refresh planning is
+// CPU and SQLite work that concurrency only slows (measured: -refresh=false
+// over 300 sites took 1.5-1.9x as long with 10 workers as with one).
+func (e *Engine) planAll(n int, fn func(int)) {
+	workers := min(e.opts.Parallelism, n)
+	if e.opts.NoRefresh {
+		workers = 1
+	}
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// planOne refreshes and plans one instance; it returns what refresh found
+// contradicting state separately, as drift. It is safe to run concurrently.
+func (e *Engine) planOne(ctx context.Context, prov providers.Resource, s *schema.Block, addr, typ string, cfgVal cty.Value, prior *providers.Prior) (*Change, hcl.Diagnostics, hcl.Diagnostics) {
+	var diags, drift hcl.Diagnostics
 	if prior != nil && !e.opts.NoRefresh {
 		rr, err := prov.Refresh(ctx, &providers.RefreshRequest{Addr: addr, Config: cfgVal, Prior: prior, Env: e.env})
 		if err != nil {
-			return nil, diags.Append(errDiag("Refreshing "+addr+" failed", err.Error()))
+			return nil, diags.Append(errDiag("Refreshing "+addr+" failed", err.Error())), nil
 		}
-		plan.Drift = append(plan.Drift, subjectAddr(rr.Drift, addr)...)
+		drift = subjectAddr(rr.Drift, addr)
 		if rr.Prior != nil {
 			prior = rr.Prior
 		}
 	}
 	resp, err := prov.Plan(ctx, &providers.PlanRequest{Addr: addr, Config: cfgVal, Prior: prior, Env: e.env, RefreshOnly: e.opts.RefreshOnly})
 	if err != nil {
-		return nil, diags.Append(errDiag("Planning "+addr+" failed", err.Error()))
+		return nil, diags.Append(errDiag("Planning "+addr+" failed", err.Error())), drift
 	}
 	diags = append(diags, subjectAddr(resp.Diagnostics, addr)...)
 	ch := &Change{Addr: addr, Type: typ, Action: resp.Action, Reason: resp.Reason, Instances: resp.Instances, schema: s, resp: resp}
@@ -290,7 +344,7 @@ func (e *Engine) planOne(ctx context.Context, prov providers.Resource, s *schema
 		ch.After = ch.Before
 	}
 	ch.Sensitive = s.SensitivePaths()
-	return ch, diags
+	return ch, diags, drift
 }
 
 // stream hands a planned change to Options.Stream (plan -json writes it
@@ -310,11 +364,27 @@ func (e *Engine) stream(ch *Change) error {
 	return nil
 }
 
+// resourceDeps lists the referenced resources that have instances, by
+// resource address.
+func resourceDeps(refs []config.Ref, instances map[string][]string) []string {
+	var deps []string
+	for _, ref := range refs {
+		if len(instances[ref.Addr]) > 0 && !slices.Contains(deps, ref.Addr) {
+			deps = append(deps, ref.Addr)
+		}
+	}
+	return deps
+}
+
 // targetClosure keeps the targeted changes and everything they depend on.
 func targetClosure(changes []*Change, targets []string) []*Change {
 	byAddr := map[string]*Change{}
 	for _, c := range changes {
 		byAddr[c.Addr] = c
+	}
+	byResource := map[string][]*Change{}
+	for _, c := range changes {
+		byResource[resourceOf(c.Addr)] = append(byResource[resourceOf(c.Addr)], c)
 	}
 	keep := map[string]bool{}
 	var visit func(string)
@@ -327,6 +397,9 @@ func targetClosure(changes []*Change, targets []string) []*Change {
 			for _, d := range c.Deps {
 				visit(d)
 			}
+		}
+		for _, c := range byResource[a] { // a resource-level dependency
+			visit(c.Addr)
 		}
 	}
 	for _, c := range changes {

@@ -21,8 +21,9 @@ import (
 )
 
 // FormatVersion of the JSON plan document and saved plan files. A minor
-// bump is additive; a major bump is breaking.
-const FormatVersion = "1.0"
+// bump is additive; a major bump is breaking. 2.0: an instance entry may
+// stand for a run of periods (through, count).
+const FormatVersion = "2.0"
 
 // Doc is the versioned JSON form of a plan: `plan -json`, `show -json` and
 // saved plan files share it. Sensitive values are never in it.
@@ -63,7 +64,14 @@ type InstanceDoc struct {
 	Action  providers.InstanceAction `json:"action"`
 	Reason  string                   `json:"reason,omitempty"`
 	Settled bool                     `json:"settled,omitempty"`
+	// Through and Count are set when the entry stands for a run of
+	// consecutive periods from Key through Through (never for work).
+	Through string `json:"through,omitempty"`
+	Count   int    `json:"count,omitempty"`
 }
+
+// N is the number of periods the entry stands for.
+func (ic InstanceDoc) N() int { return max(ic.Count, 1) }
 
 // DocDiagnostic is a diagnostic in JSON form.
 type DocDiagnostic struct {
@@ -118,9 +126,9 @@ func summarise(d *Doc) Summary {
 		}
 		for _, ic := range rc.Instances {
 			if ic.Settled {
-				s.Settled++
+				s.Settled += ic.N()
 			}
-			s.Extracts[string(ic.Action)]++
+			s.Extracts[string(ic.Action)] += ic.N()
 		}
 	}
 	for _, x := range d.Drift {

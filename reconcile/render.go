@@ -190,7 +190,7 @@ func hasShownInstances(rc ResourceChange, o RenderOptions) bool {
 func renderInstances(w io.Writer, rc ResourceChange, o RenderOptions) {
 	counts := map[providers.InstanceAction]int{}
 	for _, ic := range rc.Instances {
-		counts[ic.Action]++
+		counts[ic.Action] += ic.N()
 	}
 	var parts []string
 	for _, a := range []providers.InstanceAction{providers.Fetch, providers.Repair, providers.Request, providers.Blocked, providers.Quarantine, providers.Awaiting, providers.Purge, providers.Expire, providers.Wait, providers.Withdrawn, providers.Landed} {
@@ -212,12 +212,16 @@ func renderInstances(w io.Writer, rc ResourceChange, o RenderOptions) {
 			}
 			continue
 		}
+		to := ic.Key
+		if ic.Through != "" {
+			to = ic.Through // the plan already made it a run
+		}
 		if l := len(runs); !o.Verbose && l > 0 && runs[l-1].n > 0 && runs[l-1].ic.Action == ic.Action && runs[l-1].ic.Reason == ic.Reason {
-			runs[l-1].to = ic.Key
-			runs[l-1].n++
+			runs[l-1].to = to
+			runs[l-1].n += ic.N()
 			continue
 		}
-		runs = append(runs, run{from: ic.Key, to: ic.Key, n: 1, ic: ic})
+		runs = append(runs, run{from: ic.Key, to: to, n: ic.N(), ic: ic})
 	}
 	for _, r := range runs {
 		if r.n == 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -34,18 +35,37 @@ func encodeValue(v cty.Value) (attrs, typ []byte, err error) {
 // current schema's object type (attributes added since are null; removed
 // ones dropped), so old state keeps working after an upgrade.
 func decodePrior(r *state.Resource, s *schema.Block) (*providers.Prior, error) {
-	ty, err := ctyjson.UnmarshalType(r.AttrsType)
+	ty, err := stateType(r.AttrsType)
 	if err != nil {
 		return nil, fmt.Errorf("%s: state attribute type: %w", r.Addr, err)
 	}
-	v, err := ctyjson.Unmarshal(r.Attrs, ty)
+	v, err := unmarshalValue(r.Attrs, ty)
 	if err != nil {
 		return nil, fmt.Errorf("%s: state attributes: %w", r.Addr, err)
 	}
 	if s != nil {
-		v = fitObject(v, config.ObjectType(s))
+		if want := config.ObjectType(s); !v.Type().Equals(want) {
+			v = fitObject(v, want)
+		}
 	}
 	return &providers.Prior{Value: v, Private: r.Private, Status: r.Status}, nil
+}
+
+// stateTypes caches decoded state types: thousands of instances of one
+// resource block share a handful of types, and decoding a type's JSON cost
+// as much as decoding the value.
+var stateTypes sync.Map // string -> cty.Type
+
+func stateType(js []byte) (cty.Type, error) {
+	if t, ok := stateTypes.Load(string(js)); ok {
+		return t.(cty.Type), nil
+	}
+	t, err := ctyjson.UnmarshalType(js)
+	if err != nil {
+		return cty.NilType, err
+	}
+	stateTypes.Store(string(js), t)
+	return t, nil
 }
 
 // fitObject reshapes an object value to the wanted object type.
@@ -77,6 +97,11 @@ func fitObject(v cty.Value, want cty.Type) cty.Value {
 func withAddress(v cty.Value, addr string) cty.Value {
 	if v == cty.NilVal || v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
 		return v
+	}
+	if v.Type().HasAttribute("address") {
+		if a := v.GetAttr("address"); a.Type() == cty.String && a.IsKnown() && !a.IsNull() && a.AsString() == addr {
+			return v // already there (state and configuration both carry it): no copy
+		}
 	}
 	return providers.SetAttr(v, "address", cty.StringVal(addr))
 }

@@ -136,11 +136,37 @@ CREATE TABLE handoffs (
 ) WITHOUT ROWID;
 CREATE INDEX handoffs_source ON handoffs (source);
 `,
+	// 2: per-extract delivery digests (see DeliveryDigest). Triggers mark
+	// an extract dirty on every write to its deliveries, in the writing
+	// transaction; Tx rebuilds dirty digests before it commits. (No OR
+	// IGNORE in the triggers: an outer statement's conflict handling,
+	// such as PutDelivery's upsert, overrides it.) Existing
+	// extracts start dirty: plans read their rows until the next write.
+	`
+CREATE TABLE delivery_digests (
+	extract TEXT PRIMARY KEY,
+	digest  BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE digest_dirty (
+	extract TEXT PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TRIGGER deliveries_digest_insert AFTER INSERT ON deliveries BEGIN
+	INSERT INTO digest_dirty (extract) SELECT NEW.extract WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE extract = NEW.extract);
+END;
+CREATE TRIGGER deliveries_digest_update AFTER UPDATE ON deliveries BEGIN
+	INSERT INTO digest_dirty (extract) SELECT OLD.extract WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE extract = OLD.extract);
+	INSERT INTO digest_dirty (extract) SELECT NEW.extract WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE extract = NEW.extract);
+END;
+CREATE TRIGGER deliveries_digest_delete AFTER DELETE ON deliveries BEGIN
+	INSERT INTO digest_dirty (extract) SELECT OLD.extract WHERE NOT EXISTS (SELECT 1 FROM digest_dirty WHERE extract = OLD.extract);
+END;
+INSERT OR IGNORE INTO digest_dirty (extract) SELECT DISTINCT extract FROM deliveries;
+`,
 }
 
 // SchemaVersion is the schema version this code writes and reads; it is
 // len(migrations), which a test checks.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // SchemaVersionError reports a state whose schema this code cannot use as
 // it is: newer than the code knows, or older in a read-only open.

@@ -84,3 +84,46 @@ func TestReadOnlyConnectionCannotWrite(t *testing.T) {
 		t.Errorf("write on a mode=ro connection: %v", err)
 	}
 }
+
+// TestDigestsAfterUpgrade: a state written before digests existed has
+// none until its next write (plans read the rows meanwhile); that write
+// builds every missing digest, not only its own extract's.
+func TestDigestsAfterUpgrade(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "im1.state")
+	s, err := openSQLite(ctx, path, Options{Create: true}, migrations[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO deliveries (extract, source, day, batch_id, kind, seq_from, seq_to, cutoff,
+		status, reason, path, manifest, created, updated) VALUES ('extract.old', 'emis_site.s', '2026-01-01', 'b1', 'full', '1', '1', 5,
+		'landed', '', '', '', 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = openSQLite(ctx, path, Options{}, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ds, err := s.DeliveryDigests(ctx); err != nil || len(ds) != 0 {
+		t.Fatalf("digests right after the upgrade = %v, %v; want none (dirty)", ds, err)
+	}
+	err = s.Tx(ctx, func(tx Tx) error {
+		return tx.PutDelivery(&Delivery{Extract: "extract.new", Source: "emis_site.s", Day: "2026-01-02", BatchID: "b2", Kind: "delta", Status: DeliveryLanded})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.DeliveryDigests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ds.Get("extract.old")
+	if err != nil || old == nil || len(old.Groups) != 1 || old.Groups[0].Batches[0] != "b1" || old.Groups[0].Cutoffs[0] != 5 {
+		t.Errorf("extract.old digest = %+v, %v", old, err)
+	}
+	if n, _ := ds.Get("extract.new"); n == nil || len(n.Groups[0].Cutoffs) != 1 {
+		t.Errorf("extract.new digest = %+v", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,6 +298,21 @@ func (s *SQLite) Meta(ctx context.Context) (Meta, error) {
 	return m, nil
 }
 
+// Serial returns the state's serial: one small query, for caches that are
+// valid while the state has not moved.
+func (s *SQLite) Serial(ctx context.Context) (int64, error) {
+	st, err := s.stmt(ctx, `SELECT serial FROM meta WHERE id = 1`)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = st.QueryRowContext(ctx).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: %s has no meta row", ErrNoState, s.path)
+	}
+	return n, err
+}
+
 const resourceCols = `addr, type, name, key, status, attrs, attrs_type, private, deps, updated_at`
 
 func scanResource(sc interface{ Scan(...any) error }) (Resource, error) {
@@ -323,6 +339,27 @@ func (s *SQLite) Resources(ctx context.Context) ([]Resource, error) {
 		return nil, err
 	}
 	return collect(rows, scanResource)
+}
+
+// ResourceHeads returns every resource's address, type and status, and the
+// attributes of those of the given types only: what providers need to know
+// about the rest of state, without decoding thousands of values.
+func (s *SQLite) ResourceHeads(ctx context.Context, attrsOf ...string) ([]Resource, error) {
+	rows, err := s.query(ctx, `SELECT addr, type, status, attrs FROM resources ORDER BY addr`)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(sc interface{ Scan(...any) error }) (Resource, error) {
+		var r Resource
+		var attrs sql.RawBytes
+		if err := sc.Scan(&r.Addr, &r.Type, &r.Status, &attrs); err != nil {
+			return r, err
+		}
+		if slices.Contains(attrsOf, r.Type) {
+			r.Attrs = slices.Clone([]byte(attrs))
+		}
+		return r, nil
+	})
 }
 
 // Resource returns the resource at addr, or nil, nil when there is none.
@@ -602,6 +639,9 @@ func (s *SQLite) Tx(ctx context.Context, fn func(Tx) error) (err error) {
 	}()
 	if err := fn(t); err != nil {
 		return err
+	}
+	if err := refreshDigests(ctx, sqlTx); err != nil {
+		return fmt.Errorf("state: %w", err)
 	}
 	if t.wrote {
 		if _, err := sqlTx.ExecContext(ctx, `UPDATE meta SET serial = serial + 1 WHERE id = 1`); err != nil {

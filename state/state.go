@@ -181,8 +181,12 @@ const (
 // transaction and bumps the serial once; Tx groups several writes.
 type Store interface {
 	Meta(ctx context.Context) (Meta, error)
+	Serial(ctx context.Context) (int64, error)
 
 	Resources(ctx context.Context) ([]Resource, error)
+	// ResourceHeads is Resources with only address, type and status, and
+	// attributes only for the types named.
+	ResourceHeads(ctx context.Context, attrsOf ...string) ([]Resource, error)
 	Resource(ctx context.Context, addr string) (*Resource, error) // nil, nil when absent
 
 	// Tx runs fn in one transaction; the serial is bumped once on commit if
@@ -197,6 +201,8 @@ type Store interface {
 	Audit(ctx context.Context) ([]AuditEntry, error)
 
 	Deliveries(ctx context.Context, extract string) ([]Delivery, error)
+	// DeliveryDigests summarises every extract's deliveries, a row each.
+	DeliveryDigests(ctx context.Context) (Digests, error)
 	Files(ctx context.Context, deliveryID int64) ([]File, error)
 	Observations(ctx context.Context, source string) ([]Observation, error)
 	Listings(ctx context.Context, source string) ([]Listing, error)

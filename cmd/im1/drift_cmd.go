@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -26,8 +27,18 @@ type DriftReport struct {
 type DriftInstance struct {
 	Address string                   `json:"address"`
 	Key     string                   `json:"key"`
+	Through string                   `json:"through,omitempty"` // a run of periods, as in the plan
+	Count   int                      `json:"count,omitempty"`
 	Action  providers.InstanceAction `json:"action"`
 	Reason  string                   `json:"reason"`
+}
+
+// keys renders the instance key, or a run's first and last keys.
+func (i DriftInstance) keys() string {
+	if i.Through != "" {
+		return fmt.Sprintf("%q..%q", i.Key, i.Through)
+	}
+	return strconv.Quote(i.Key)
 }
 
 // driftActions are the instance actions that mean the world moved: landed
@@ -58,10 +69,10 @@ func (c *cli) driftCommand() *ffcli.Command {
 			}
 			defer e.Close()
 			doc := plan.Document()
-			rep := DriftReport{FormatVersion: "1.0", Findings: doc.Drift, Instances: []DriftInstance{}, Settled: []DriftInstance{}}
+			rep := DriftReport{FormatVersion: "2.0", Findings: doc.Drift, Instances: []DriftInstance{}, Settled: []DriftInstance{}}
 			for _, rc := range doc.ResourceChanges {
 				for _, ic := range rc.Instances {
-					di := DriftInstance{Address: rc.Address, Key: ic.Key, Action: ic.Action, Reason: ic.Reason}
+					di := DriftInstance{Address: rc.Address, Key: ic.Key, Through: ic.Through, Count: ic.Count, Action: ic.Action, Reason: ic.Reason}
 					switch {
 					case ic.Settled:
 						rep.Settled = append(rep.Settled, di)
@@ -83,10 +94,10 @@ func (c *cli) driftCommand() *ffcli.Command {
 					}
 				}
 				for _, i := range rep.Instances {
-					fmt.Fprintf(c.stdout, "%s %s[%q]: %s\n", i.Action, i.Address, i.Key, i.Reason)
+					fmt.Fprintf(c.stdout, "%s %s[%s]: %s\n", i.Action, i.Address, i.keys(), i.Reason)
 				}
 				for _, i := range rep.Settled {
-					fmt.Fprintf(c.stdout, "settled: %s %s[%q]: %s\n", i.Action, i.Address, i.Key, i.Reason)
+					fmt.Fprintf(c.stdout, "settled: %s %s[%s]: %s\n", i.Action, i.Address, i.keys(), i.Reason)
 				}
 				if !rep.Drift {
 					fmt.Fprintln(c.stdout, "No drift: the suppliers' sites and the landed files agree with state.")

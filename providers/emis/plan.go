@@ -72,7 +72,7 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 		byName[e.Name] = e
 		names = append(names, n)
 	}
-	byBatch, err := pic.Load(ctx, env, req.Addr, siteAddr)
+	byBatch, err := pic.Load(ctx, req, siteAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,6 @@ func (p *Provider) planExtract(ctx context.Context, req *extract.Request, entrie
 		return nil, err
 	}
 	pic.Diags = append(pic.Diags, chain(pic, ds, full)...)
-	pic.Expect(env.Now())
 	return pic, nil
 }
 

@@ -43,13 +43,21 @@ func (p *Picture) Apply(ctx context.Context, req *Request, changes []providers.I
 		todo[c.Key] = c.Action
 	}
 	src := providers.String(req.Source, "address")
-	for _, k := range p.Order() {
+	keys := make([]string, 0, len(todo))
+	for k := range todo {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
 		if ctx.Err() != nil {
 			return diags
 		}
 		pp := p.Periods[k]
 		switch todo[k] {
 		case providers.Fetch, providers.Repair:
+			if pp == nil {
+				continue // nothing delivered for it (the plan was made against another listing)
+			}
 			sort.SliceStable(pp.Batches, func(i, j int) bool { return pp.Batches[i].Time.Before(pp.Batches[j].Time) })
 			for _, b := range pp.Batches {
 				var err error

@@ -39,6 +39,11 @@ type Request struct {
 	// permission of every organisation the source delivers, whichever ends
 	// first (zero: it does not end). Periods after it are withdrawn.
 	Ends Ending
+
+	// digests and handoffs (by source) are read once for all extracts by
+	// a plan without refresh.
+	digests  state.Digests
+	handoffs map[string][]state.Handoff
 }
 
 // Ending says when and why extraction stops.
@@ -69,13 +74,13 @@ type Resource struct {
 // stateFacts returns the run's view of the resources in state, re-read
 // only when the state moved.
 func (r *Resource) stateFacts(ctx context.Context, st state.Store) (*stateFacts, error) {
-	meta, err := st.Meta(ctx)
+	serial, err := st.Serial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.facts != nil && r.facts.serial == meta.Serial {
+	if r.facts != nil && r.facts.serial == serial {
 		return r.facts, nil
 	}
 	f, err := readFacts(ctx, st)
@@ -117,6 +122,11 @@ func (r *Resource) request(addr string, v cty.Value, env *providers.Env) (*Reque
 		}
 		facts = f
 		req.SourceReady = facts.status[srcAddr] == state.StatusReady
+		if env.NoRefresh {
+			if req.digests, req.handoffs, err = facts.bulk(env.Store); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	ends, err := endings(context.Background(), req, zone, facts)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -57,6 +58,15 @@ type Picture struct {
 	// Pending are deliveries a crashed run recorded but did not finish:
 	// the supplier's batch is landed again and replaces them.
 	Pending []*state.Delivery
+	// plain counts landed deltas by period when the picture was loaded
+	// from a digest: the bulk of a history, without a Period each.
+	plain []plainPeriod
+}
+
+// plainPeriod is a period holding only landed deltas.
+type plainPeriod struct {
+	key time.Time
+	n   int
 }
 
 // NewPicture starts an empty picture.
@@ -79,37 +89,48 @@ func (p *Picture) Period(t time.Time) *Period {
 // Load reads the extract's deliveries from state into their periods (by
 // their cut-off) and the re-extract requests still awaiting the supplier.
 // It returns the deliveries by batch id.
-func (p *Picture) Load(ctx context.Context, env *providers.Env, extractAddr, source string) (map[string]*state.Delivery, error) {
+//
+// A plan without refresh (nothing listed, no files looked at) reads the
+// extract's digest instead of its rows when there is a current one and
+// nothing is pending; the map returned is then empty, as nothing listed
+// can match it.
+func (p *Picture) Load(ctx context.Context, req *Request, source string) (map[string]*state.Delivery, error) {
+	env, extractAddr := req.Env, req.Addr
 	byBatch := map[string]*state.Delivery{}
 	if env.Store == nil {
 		return byBatch, nil
 	}
-	ds, err := env.Store.Deliveries(ctx, extractAddr)
-	if err != nil {
-		return nil, err
-	}
-	for i := range ds {
-		d := &ds[i]
-		if d.Source != source {
-			continue
+	loaded := false
+	if env.NoRefresh && !req.Applying && req.digests != nil {
+		d, err := req.digests.Get(extractAddr)
+		if err != nil {
+			return nil, err
 		}
-		byBatch[d.BatchID] = d
-		pp := p.Period(d.Cutoff)
-		switch d.Status {
-		case state.DeliveryLanded:
-			pp.Landed = append(pp.Landed, d)
-			if d.Kind == "full" && (p.Full == nil || d.Cutoff.After(p.Full.Cutoff)) {
-				p.Full = d
+		if d != nil && d.Pending == 0 {
+			p.loadDigest(d, source)
+			loaded = true
+		}
+	}
+	if !loaded {
+		ds, err := env.Store.Deliveries(ctx, extractAddr)
+		if err != nil {
+			return nil, err
+		}
+		for i := range ds {
+			d := &ds[i]
+			if d.Source != source {
+				continue
 			}
-		case state.DeliveryQuarantined:
-			pp.Quarantined = append(pp.Quarantined, d)
-		case state.DeliveryPending:
-			p.Pending = append(p.Pending, d)
+			byBatch[d.BatchID] = d
+			p.add(d)
 		}
 	}
-	hs, err := env.Store.Handoffs(ctx, extractAddr)
-	if err != nil {
-		return nil, err
+	hs, ok := req.handoffs[extractAddr]
+	if !ok && req.handoffs == nil {
+		var err error
+		if hs, err = env.Store.Handoffs(ctx, extractAddr); err != nil {
+			return nil, err
+		}
 	}
 	for i := range hs {
 		if hs[i].Kind == handoff.ReextractRequest && hs[i].Status == state.HandoffAwaiting {
@@ -117,6 +138,77 @@ func (p *Picture) Load(ctx context.Context, env *providers.Env, extractAddr, sou
 		}
 	}
 	return byBatch, nil
+}
+
+// add places one delivery read from state.
+func (p *Picture) add(d *state.Delivery) {
+	switch d.Status {
+	case state.DeliveryLanded:
+		pp := p.Period(d.Cutoff)
+		pp.Landed = append(pp.Landed, d)
+		if d.Kind == "full" && (p.Full == nil || d.Cutoff.After(p.Full.Cutoff)) {
+			p.Full = d
+		}
+	case state.DeliveryQuarantined:
+		pp := p.Period(d.Cutoff)
+		pp.Quarantined = append(pp.Quarantined, d)
+	case state.DeliveryPending:
+		p.Pending = append(p.Pending, d)
+	}
+}
+
+// loadDigest places a digest's deliveries: landed deltas are counted per
+// period, the rest become deliveries as Load would read them (only the
+// fields planning uses).
+func (p *Picture) loadDigest(dg *state.DeliveryDigest, source string) {
+	var lo, hi int64 // the current period's bounds, unix ns: most cut-offs fall in the last one
+	for gi := range dg.Groups {
+		g := &dg.Groups[gi]
+		if g.Source != source {
+			continue
+		}
+		if g.Detailed() {
+			for i, c := range g.Cutoffs {
+				p.add(&state.Delivery{Extract: dg.Extract, Source: g.Source, Status: g.Status, Kind: g.Kind,
+					Cutoff: time.Unix(0, c).UTC(), BatchID: g.Batches[i], Reason: g.Reasons[i]})
+			}
+			continue
+		}
+		p.plain = slices.Grow(p.plain, len(g.Cutoffs))
+		var k, next time.Time
+		for _, c := range g.Cutoffs {
+			if n := len(p.plain); n > 0 && c >= lo && c < hi {
+				p.plain[n-1].n++
+				continue
+			}
+			// A history is mostly one period after another: try the next
+			// period before working one out from the cut-off.
+			if len(p.plain) > 0 && c >= hi {
+				if after := p.Sched.Next(next); c < after.UnixNano() {
+					k, next = next, after
+					lo, hi = k.UnixNano(), next.UnixNano()
+					p.plain = append(p.plain, plainPeriod{key: k, n: 1})
+					continue
+				}
+			}
+			k = p.Sched.PeriodOf(time.Unix(0, c))
+			next = p.Sched.Next(k)
+			lo, hi = k.UnixNano(), next.UnixNano()
+			p.plain = append(p.plain, plainPeriod{key: k, n: 1})
+		}
+	}
+	// Cut-offs come in day order, so this is usually sorted already; equal
+	// keys (out-of-order deliveries) are merged.
+	slices.SortStableFunc(p.plain, func(a, b plainPeriod) int { return a.key.Compare(b.key) })
+	out := p.plain[:0]
+	for _, pl := range p.plain {
+		if n := len(out); n > 0 && out[n-1].key.Equal(pl.key) {
+			out[n-1].n += pl.n
+			continue
+		}
+		out = append(out, pl)
+	}
+	p.plain = out
 }
 
 // FindRepairs adds a repair batch for every landed delivery with a file
@@ -173,13 +265,6 @@ func (p *Picture) FinishPending(ctx context.Context, env *providers.Env, resumed
 	return nil
 }
 
-// Expect adds every period the schedule expects up to now.
-func (p *Picture) Expect(now time.Time) {
-	for _, k := range p.Sched.Periods(now) {
-		p.Period(k)
-	}
-}
-
 // Order lists the period keys in time order.
 func (p *Picture) Order() []string {
 	out := make([]string, 0, len(p.Periods))
@@ -190,80 +275,172 @@ func (p *Picture) Order() []string {
 	return out
 }
 
-// Instances turns the picture into one change per expected delivery.
+// Instances turns the picture into one change per expected delivery (every
+// period from the schedule's start to now, and any other period holding
+// deliveries or batches), in time order. Consecutive periods with the same
+// outcome that apply has nothing to do for are one run.
 func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceChange {
-	now, sourceReady := req.Env.Now(), req.SourceReady
-	var out []providers.InstanceChange
-	for _, k := range p.Order() {
-		pp := p.Periods[k]
-		ic := providers.InstanceChange{Key: k}
-		if special, ok := p.ending(req, pp); ok {
-			if special.Action != "" {
-				special.Key = k
-				out = append(out, special)
+	// The periods that hold something, in time order.
+	type held struct {
+		key time.Time
+		pp  *Period
+		n   int // plain landed deltas
+	}
+	hs := make([]held, 0, len(p.Periods)+len(p.plain))
+	for _, pp := range p.Periods {
+		hs = append(hs, held{key: pp.Key, pp: pp})
+	}
+	for _, pl := range p.plain {
+		hs = append(hs, held{key: pl.key, n: pl.n})
+	}
+	slices.SortStableFunc(hs, func(a, b held) int { return a.key.Compare(b.key) })
+	var out runs
+	now := req.Env.Now()
+	next, end := p.Sched.PeriodOf(p.Sched.Start), p.Sched.PeriodOf(now)
+	expecting := !next.After(end)
+	for i := 0; i < len(hs) || expecting; {
+		var h held
+		switch {
+		case i < len(hs) && (!expecting || !hs[i].key.After(next)):
+			h = hs[i]
+			for i++; i < len(hs) && hs[i].key.Equal(h.key); i++ {
+				if hs[i].pp != nil {
+					h.pp = hs[i].pp
+				}
+				h.n += hs[i].n
 			}
+			if expecting && h.key.Equal(next) {
+				next = p.Sched.Next(next)
+			}
+		default:
+			h.key = next
+			next = p.Sched.Next(next)
+		}
+		expecting = expecting && !next.After(end)
+		if h.pp == nil && h.n > 0 && !req.Withdrawn(h.key) && !req.Expired(h.key) {
+			out.add(providers.InstanceChange{Action: providers.Landed}, h.key) // the bulk of any history
 			continue
 		}
-		var fetch, repair, blocked, waiting, superseded []string
-		for _, b := range pp.Batches {
-			switch {
-			case b.Superseded != "":
-				superseded = append(superseded, "batch "+b.ID+" superseded by full extract "+b.Superseded)
-			case len(b.Repair) > 0:
-				var parts []string
-				for _, f := range b.Repair {
-					parts = append(parts, f.Reason)
-				}
-				repair = append(repair, "batch "+b.ID+": "+strings.Join(parts, ", "))
-			case b.Problem != "":
-				waiting = append(waiting, "batch "+b.ID+" "+b.Problem)
-			case b.Blocked != "":
-				blocked = append(blocked, "batch "+b.ID+": "+b.Blocked)
-			case b.Delivery != nil:
-				fetch = append(fetch, fmt.Sprintf("%d late file(s) for landed batch %s", b.Late, b.ID))
-			default:
-				fetch = append(fetch, "delivered, not yet landed")
-			}
+		pp := h.pp
+		if pp == nil {
+			pp = &Period{Key: h.key}
 		}
-		deadline := p.Sched.Deadline(pp.Key)
-		switch {
-		case len(repair) > 0:
-			ic.Action, ic.Reason = providers.Repair, strings.Join(repair, "; ")
-		case len(fetch) > 0:
-			ic.Action, ic.Reason = providers.Fetch, dedupe(fetch)
-		case len(blocked) > 0:
-			ic.Action, ic.Reason = providers.Blocked, strings.Join(blocked, "; ")
-		case len(pp.Landed) > 0:
-			ic.Action = providers.Landed
-		case len(pp.Quarantined) > 0:
-			ic.Action, ic.Reason, ic.Settled = providers.Quarantine, pp.Quarantined[0].Reason, true
-		case len(waiting) > 0:
-			ic.Action, ic.Reason = providers.Wait, strings.Join(waiting, "; ")
-		case len(superseded) > 0:
-			ic.Action, ic.Reason, ic.Settled = providers.Withdrawn, strings.Join(superseded, "; ")+" (its data is included there)", true
-		case p.Full != nil && pp.Key.Before(p.Sched.PeriodOf(p.Full.Cutoff)):
-			ic.Action, ic.Reason, ic.Settled = providers.Withdrawn, "no delivery of its own; covered by full extract "+p.Full.BatchID, true
-		case now.Before(pp.Key):
-			ic.Action, ic.Reason = providers.Wait, "not yet due"
-		case now.Before(deadline):
-			ic.Action, ic.Reason = providers.Wait, "expected by "+deadline.Format("2006-01-02 15:04 MST")
-		case !sourceReady:
-			ic.Action, ic.Reason, ic.Settled = providers.Awaiting, "no delivery yet; the source awaits "+supplier+"'s setup", true
-		case p.Requested[k] != nil:
-			ic.Action, ic.Reason, ic.Settled = providers.Awaiting, "re-extract requested "+p.Requested[k].Created.Format(time.DateOnly), true
-		default:
-			ic.Action, ic.Reason = providers.Request, "no delivery by "+deadline.Format("2006-01-02 15:04 MST")+"; ask "+supplier+" to re-extract"
+		if ic, ok := p.instance(req, supplier, pp, len(pp.Landed)+h.n, now); ok {
+			out.add(ic, h.key)
 		}
-		out = append(out, ic)
 	}
-	return out
+	return out.done()
+}
+
+// firstQuarantined is the earliest batch quarantined in a period (by cut-off,
+// then batch id), whose reason the period reports, however it was read.
+func firstQuarantined(ds []*state.Delivery) *state.Delivery {
+	first := ds[0]
+	for _, d := range ds[1:] {
+		if c := d.Cutoff.Compare(first.Cutoff); c < 0 || c == 0 && d.BatchID < first.BatchID {
+			first = d
+		}
+	}
+	return first
+}
+
+// runs collects instance changes, merging consecutive ones apply has no
+// work for.
+type runs struct {
+	out  []providers.InstanceChange
+	last time.Time // the open run's last period
+}
+
+func (r *runs) add(ic providers.InstanceChange, key time.Time) {
+	if n := len(r.out); n > 0 && !ic.Actionable() {
+		prev := &r.out[n-1]
+		if !prev.Actionable() && prev.Action == ic.Action && prev.Reason == ic.Reason && prev.Settled == ic.Settled {
+			prev.Count = prev.N() + 1
+			r.last = key
+			return
+		}
+	}
+	r.close()
+	ic.Key = Key(key)
+	r.out = append(r.out, ic)
+	r.last = key
+}
+
+func (r *runs) close() {
+	if n := len(r.out); n > 0 && r.out[n-1].Count > 1 {
+		r.out[n-1].Through = Key(r.last)
+	}
+}
+
+func (r *runs) done() []providers.InstanceChange {
+	r.close()
+	return r.out
+}
+
+// instance decides one period holding n landed deliveries; false when the
+// period is no longer expected and nothing of it is kept.
+func (p *Picture) instance(req *Request, supplier string, pp *Period, n int, now time.Time) (providers.InstanceChange, bool) {
+	sourceReady := req.SourceReady
+	if special, ok := p.ending(req, pp, n); ok {
+		return special, special.Action != ""
+	}
+	var ic providers.InstanceChange
+	var fetch, repair, blocked, waiting, superseded []string
+	for _, b := range pp.Batches {
+		switch {
+		case b.Superseded != "":
+			superseded = append(superseded, "batch "+b.ID+" superseded by full extract "+b.Superseded)
+		case len(b.Repair) > 0:
+			var parts []string
+			for _, f := range b.Repair {
+				parts = append(parts, f.Reason)
+			}
+			repair = append(repair, "batch "+b.ID+": "+strings.Join(parts, ", "))
+		case b.Problem != "":
+			waiting = append(waiting, "batch "+b.ID+" "+b.Problem)
+		case b.Blocked != "":
+			blocked = append(blocked, "batch "+b.ID+": "+b.Blocked)
+		case b.Delivery != nil:
+			fetch = append(fetch, fmt.Sprintf("%d late file(s) for landed batch %s", b.Late, b.ID))
+		default:
+			fetch = append(fetch, "delivered, not yet landed")
+		}
+	}
+	switch {
+	case len(repair) > 0:
+		ic.Action, ic.Reason = providers.Repair, strings.Join(repair, "; ")
+	case len(fetch) > 0:
+		ic.Action, ic.Reason = providers.Fetch, dedupe(fetch)
+	case len(blocked) > 0:
+		ic.Action, ic.Reason = providers.Blocked, strings.Join(blocked, "; ")
+	case n > 0:
+		ic.Action = providers.Landed
+	case len(pp.Quarantined) > 0:
+		ic.Action, ic.Reason, ic.Settled = providers.Quarantine, firstQuarantined(pp.Quarantined).Reason, true
+	case len(waiting) > 0:
+		ic.Action, ic.Reason = providers.Wait, strings.Join(waiting, "; ")
+	case len(superseded) > 0:
+		ic.Action, ic.Reason, ic.Settled = providers.Withdrawn, strings.Join(superseded, "; ")+" (its data is included there)", true
+	case p.Full != nil && pp.Key.Before(p.Sched.PeriodOf(p.Full.Cutoff)):
+		ic.Action, ic.Reason, ic.Settled = providers.Withdrawn, "no delivery of its own; covered by full extract "+p.Full.BatchID, true
+	case now.Before(pp.Key):
+		ic.Action, ic.Reason = providers.Wait, "not yet due"
+	case now.Before(p.Sched.Deadline(pp.Key)):
+		ic.Action, ic.Reason = providers.Wait, "expected by "+p.Sched.Deadline(pp.Key).Format("2006-01-02 15:04 MST")
+	case !sourceReady:
+		ic.Action, ic.Reason, ic.Settled = providers.Awaiting, "no delivery yet; the source awaits "+supplier+"'s setup", true
+	case p.Requested[Key(pp.Key)] != nil:
+		ic.Action, ic.Reason, ic.Settled = providers.Awaiting, "re-extract requested "+p.Requested[Key(pp.Key)].Created.Format(time.DateOnly), true
+	default:
+		ic.Action, ic.Reason = providers.Request, "no delivery by "+p.Sched.Deadline(pp.Key).Format("2006-01-02 15:04 MST")+"; ask "+supplier+" to re-extract"
+	}
+	return ic, true
 }
 
 // ending decides periods after the extract's end or past retention: what
 // landed there is listed (withdrawn), removed on request (purge), or
 // removed because retention says so (expire); nothing is fetched.
-func (p *Picture) ending(req *Request, pp *Period) (providers.InstanceChange, bool) {
-	n := len(pp.Landed)
+func (p *Picture) ending(req *Request, pp *Period, n int) (providers.InstanceChange, bool) {
 	switch {
 	case req.Withdrawn(pp.Key) && n > 0 && req.Env.PurgeWithdrawn:
 		return providers.InstanceChange{Action: providers.Purge, Reason: fmt.Sprintf("remove %d landed batch(es): %s", n, req.Ends.Reason)}, true

@@ -119,7 +119,7 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 	}
 	pic := extract.NewPicture(req.Schedule)
 	pic.Diags = diags
-	byBatch, err := pic.Load(ctx, env, req.Addr, src)
+	byBatch, err := pic.Load(ctx, req, src)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,7 +209,6 @@ func (p *Provider) picture(ctx context.Context, req *extract.Request) (*extract.
 	if err := pic.FinishPending(ctx, env, resumed); err != nil {
 		return nil, nil, err
 	}
-	pic.Expect(env.Now())
 	return pic, folders, nil
 }
 
