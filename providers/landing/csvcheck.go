@@ -105,6 +105,19 @@ const maxOrgs = 1 << 16
 // spec; other errors come from r or w. On error the output is incomplete
 // and the Stats are those up to the error.
 func Check(r io.Reader, w io.Writer, spec CSVSpec) (Stats, error) {
+	return check(r, w, spec, newRecords)
+}
+
+// newRecords is the parser for spec's dialect, reading src.
+func newRecords(src io.Reader, spec CSVSpec) records {
+	if spec.Quote == '"' {
+		return newQuotedRecords(src, spec.Delimiter, 2*readBuffer)
+	}
+	return &plainRecords{br: bufio.NewReaderSize(src, readBuffer), delim: spec.Delimiter, max: spec.MaxRowBytes, nextLine: 1}
+}
+
+// check is Check with the parser made by parse (tests compare parsers).
+func check(r io.Reader, w io.Writer, spec CSVSpec, parse func(io.Reader, CSVSpec) records) (Stats, error) {
 	if spec.Delimiter == 0 {
 		spec.Delimiter = ','
 	}
@@ -116,18 +129,7 @@ func Check(r io.Reader, w io.Writer, spec CSVSpec) (Stats, error) {
 	}
 	h := sha256.New()
 	src := newSource(r, w, h, spec.Encoding, int64(spec.MaxRowBytes))
-	br := bufio.NewReaderSize(src, readBuffer)
-	var recs records
-	if spec.Quote == '"' {
-		cr := csv.NewReader(br)
-		cr.Comma = rune(spec.Delimiter)
-		cr.FieldsPerRecord = -1 // counted here, for a clearer message
-		cr.ReuseRecord = true
-		recs = &csvRecords{r: cr}
-	} else {
-		recs = &plainRecords{br: br, delim: spec.Delimiter, max: spec.MaxRowBytes, nextLine: 1}
-	}
-	c := checker{spec: spec, src: src, recs: recs}
+	c := checker{spec: spec, src: src, recs: parse(src, spec)}
 	err := c.run()
 	if werr := src.finish(); err == nil {
 		err = werr
@@ -353,8 +355,8 @@ func quoteList(s []string) string {
 	return b.String()
 }
 
-// countRow tallies one data record; the same logic serves string fields
-// (encoding/csv) and byte fields (the plain parser) without converting.
+// countRow tallies one data record, from byte fields (the parsers here) or
+// string fields (encoding/csv, which tests compare with) alike.
 func countRow[T ~string | ~[]byte](c *checker, nhs, del T) {
 	if c.nhs >= 0 && len(nhs) > 0 && !nhsValid(nhs) {
 		c.st.BadNHS++
@@ -364,61 +366,16 @@ func countRow[T ~string | ~[]byte](c *checker, nhs, del T) {
 	}
 }
 
-// csvRecords reads RFC 4180 records with encoding/csv.
-type csvRecords struct {
-	r   *csv.Reader
-	rec []string
-}
-
-func (p *csvRecords) next() error {
-	rec, err := p.r.Read()
-	p.rec = rec
-	return err
-}
-func (p *csvRecords) fields() int      { return len(p.rec) }
-func (p *csvRecords) offset() int64    { return p.r.InputOffset() }
-func (p *csvRecords) header() []string { return slices.Clone(p.rec) }
-func (p *csvRecords) line() int {
-	l, _ := p.r.FieldPos(0)
-	return l
-}
-
-func (p *csvRecords) endLine() int {
-	last := len(p.rec) - 1
-	l, _ := p.r.FieldPos(last)
-	return l + strings.Count(p.rec[last], "\n")
-}
-
-func (p *csvRecords) count(c *checker) {
-	var nhs, del string
-	if c.nhs >= 0 {
-		nhs = p.rec[c.nhs]
-	}
-	if c.del >= 0 {
-		del = p.rec[c.del]
-	}
-	countRow(c, nhs, del)
-	if c.org >= 0 {
-		v := p.rec[c.org]
-		if n := c.orgs[v]; n != nil {
-			*n++
-		} else {
-			// Clone: v shares its memory with the whole record.
-			c.orgs[strings.Clone(v)] = new(int64(1))
-		}
-	}
-}
-
 // plainRecords splits lines at every delimiter: the dialect without a
 // text qualifier. Like encoding/csv it accepts LF and CRLF and skips
 // empty lines. Fields are slices of the read buffer, so no row allocates.
 type plainRecords struct {
+	byteFields
 	br       *bufio.Reader
 	delim    byte
 	max      int
 	long     []byte // assembles a line longer than the read buffer
-	fs       [][]byte
-	cur      int // line of the current record
+	cur      int    // line of the current record
 	nextLine int
 	off      int64
 }
@@ -472,37 +429,9 @@ func (p *plainRecords) readLine() ([]byte, error) {
 	return p.long, err
 }
 
-func (p *plainRecords) fields() int   { return len(p.fs) }
 func (p *plainRecords) line() int     { return p.cur }
 func (p *plainRecords) endLine() int  { return p.cur }
 func (p *plainRecords) offset() int64 { return p.off }
-
-func (p *plainRecords) header() []string {
-	h := make([]string, len(p.fs))
-	for i, f := range p.fs {
-		h[i] = string(f)
-	}
-	return h
-}
-
-func (p *plainRecords) count(c *checker) {
-	var nhs, del []byte
-	if c.nhs >= 0 {
-		nhs = p.fs[c.nhs]
-	}
-	if c.del >= 0 {
-		del = p.fs[c.del]
-	}
-	countRow(c, nhs, del)
-	if c.org >= 0 {
-		v := p.fs[c.org]
-		if n := c.orgs[string(v)]; n != nil { // this form does not allocate
-			*n++
-		} else {
-			c.orgs[string(v)] = new(int64(1))
-		}
-	}
-}
 
 // NHSNumberValid reports whether s is a 10-digit NHS number whose last
 // digit is its Modulus 11 check digit (NHS Data Dictionary, "NHS NUMBER").
