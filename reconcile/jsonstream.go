@@ -50,7 +50,7 @@ func (s *JSONStream) write(str string) {
 
 // Change writes one planned change (Options.Stream).
 func (s *JSONStream) Change(c *Change) error {
-	rc := resourceChange(c)
+	rc := resourceChange(c, false)
 	tmp := &Doc{ResourceChanges: []ResourceChange{rc}}
 	part := summarise(tmp)
 	s.sum.Add += part.Add
@@ -107,12 +107,15 @@ func (s *JSONStream) Finish(p *Plan) error {
 // Summary is what was counted while streaming.
 func (s *JSONStream) Summary() Summary { return s.sum }
 
-// resourceChange is one change in its JSON form.
-func resourceChange(c *Change) ResourceChange {
+// resourceChange is one change in its JSON form; without values, its
+// attributes are left out.
+func resourceChange(c *Change, noValues bool) ResourceChange {
 	rc := ResourceChange{Address: c.Addr, Type: c.Type, Name: nameOf(c.Addr), Index: instanceKeyOf(c.Addr),
 		Action: c.Action, Reason: c.Reason, Sensitive: c.Sensitive, DependsOn: c.Deps}
-	rc.Before, _ = jsonAttrs(c.Before, c.Sensitive)
-	rc.After, rc.AfterUnknown = jsonAttrs(c.After, c.Sensitive)
+	if !noValues {
+		rc.Before, _ = jsonAttrs(c.Before, c.Sensitive)
+		rc.After, rc.AfterUnknown = jsonAttrs(c.After, c.Sensitive)
+	}
 	for _, ic := range c.Instances {
 		rc.Instances = append(rc.Instances, InstanceDoc{Key: ic.Key, Action: ic.Action, Reason: ic.Reason, Settled: ic.Settled,
 			Through: ic.Through, Count: ic.Count})

@@ -97,14 +97,21 @@ type Summary struct {
 }
 
 // Document renders the plan as its JSON document.
-func (p *Plan) Document() *Doc {
+func (p *Plan) Document() *Doc { return p.document(false) }
+
+// Outline is the document without the attribute values of resources that
+// do not change, which RenderPlan never shows: encoding 14,000 unchanged
+// values took a tenth of a national-scale text plan.
+func (p *Plan) Outline() *Doc { return p.document(true) }
+
+func (p *Plan) document(outline bool) *Doc {
 	d := &Doc{
 		FormatVersion: FormatVersion, Lineage: p.Lineage, Serial: p.Serial, ConfigHash: p.ConfigHash,
 		Created: p.Created, Targets: p.Targets, RefreshOnly: p.RefreshOnly, Errored: p.Errored(),
 		ResourceChanges: []ResourceChange{}, Drift: docDiags(p.Drift), Diagnostics: docDiags(p.Diagnostics),
 	}
 	for _, c := range p.Changes {
-		d.ResourceChanges = append(d.ResourceChanges, resourceChange(c))
+		d.ResourceChanges = append(d.ResourceChanges, resourceChange(c, outline && c.Action == providers.NoOp))
 	}
 	d.Summary = summarise(d)
 	return d

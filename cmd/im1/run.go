@@ -227,7 +227,12 @@ func (c *cli) planCommand() *ffcli.Command {
 			if plan == nil {
 				return exit(1)
 			}
-			doc := plan.Document()
+			// The text plan shows no unchanged values: its outline skips
+			// encoding them; -json and a saved plan carry them all.
+			doc := plan.Outline()
+			if rf.json || *out != "" {
+				doc = plan.Document()
+			}
 			if rf.json {
 				enc := json.NewEncoder(c.stdout)
 				enc.SetIndent("", "  ")
@@ -318,7 +323,7 @@ func (c *cli) applyCommand() *ffcli.Command {
 			if saved != nil {
 				plan.Restrict(saved)
 			}
-			doc := plan.Document()
+			doc := plan.Document() // its hash is the audit log's plan identity
 			reconcile.RenderPlan(c.stdout, doc, reconcile.RenderOptions{Verbose: rf.verbose})
 			if plan.Empty() {
 				return nil
