@@ -4,6 +4,14 @@
 # pinned to the same cipher; runs interleaved, medians, throughput ratio.
 #
 #   bench/download.sh [--size MiB] [--runs N] [--cipher aes|chacha|both]
+#
+# Each line also gives the client's median CPU seconds (user+sys, `sftp`
+# with its `ssh`), which /usr/bin/time measures if it is installed: client
+# and server share this machine's cores, so CPU per byte is what decides
+# the ratio, and it is less disturbed than wall time by other load.
+# SFTPGET_FLAGS is passed to sftpget (e.g. "-packet 32768 -concurrency 64"),
+# and so is the environment (e.g. GOMAXPROCS=1, GOGC=400: process settings
+# that the im1 CLI would have to make for the figures to apply to it).
 set -euo pipefail
 
 size=1024 runs=5 which=both
@@ -44,6 +52,17 @@ head -c "$((size << 20))" /dev/urandom >"$work/site/big.csv.gpg"
 bytes=$(stat -c %s "$work/site/big.csv.gpg")
 now() { date +%s.%N; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+# timed FILE CMD...: runs CMD, appending "user+sys" CPU seconds to FILE.
+timed() {
+	local out=$1
+	shift
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f '%U %S' -o "$work/cpu" "$@" || return
+		awk '{ printf "%.2f\n", $1 + $2 }' "$work/cpu" >>"$out"
+	else
+		"$@"
+	fi
+}
 
 for cipher in $ciphers_list; do
 	ssh_dir=$work/ssh-${cipher%%@*}
@@ -51,24 +70,32 @@ for cipher in $ciphers_list; do
 	[ -z "$sshd_pid" ] || { kill "$sshd_pid"; wait "$sshd_pid" 2>/dev/null || true; sshd_pid=""; }
 	start_sshd "$cipher" "$ssh_dir"
 	ref=() ours=()
+	: >"$work/cpu-ref"
+	: >"$work/cpu-ours"
 	for r in $(seq "$runs"); do
 		for side in ref ours; do
 			if [ $((r % 2)) = 0 ]; then side=$([ "$side" = ref ] && echo ours || echo ref); fi
 			t0=$(now)
 			if [ "$side" = ref ]; then
-				echo "get $work/site/big.csv.gpg /dev/null" | sftp -q -b - -o Ciphers="$cipher" -i "$ssh_dir/client_ed25519" \
+				echo "get $work/site/big.csv.gpg /dev/null" | timed "$work/cpu-ref" sftp -q -b - -o Ciphers="$cipher" -i "$ssh_dir/client_ed25519" \
 					-o UserKnownHostsFile="$ssh_dir/known_hosts" -o BatchMode=yes -P "$port" "$user@127.0.0.1" >/dev/null
 				ref+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')")
 			else
-				"$work/sftpget" -port "$port" -user "$user" -key "$ssh_dir/client_ed25519" -host-key "$host_key" \
+				# shellcheck disable=SC2086 # SFTPGET_FLAGS is a list of flags
+				timed "$work/cpu-ours" "$work/sftpget" -port "$port" -user "$user" -key "$ssh_dir/client_ed25519" -host-key "$host_key" \
 					-dir "$work/site" -name big.csv.gpg -size "$bytes" ${SFTPGET_FLAGS:-} 2>/dev/null
 				ours+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')")
 			fi
 		done
 	done
+	log "${cipher%%@*} wall s, sftp: ${ref[*]}; im1: ${ours[*]}"
 	rm=$(printf '%s\n' "${ref[@]}" | median)
 	om=$(printf '%s\n' "${ours[@]}" | median)
-	awk -v c="$cipher" -v r="$rm" -v o="$om" -v b="$bytes" 'BEGIN {
-		printf "%s: sftp %.3f s (%.0f MB/s), im1 %.3f s (%.0f MB/s), throughput ratio im1/sftp %.2f (>= 1 means im1 is as fast or faster)\n",
-			c, r, b / r / 1e6, o, b / o / 1e6, r / o }'
+	rc="" oc=""
+	if [ -s "$work/cpu-ref" ] && [ -s "$work/cpu-ours" ]; then rc=$(median <"$work/cpu-ref") oc=$(median <"$work/cpu-ours"); fi
+	awk -v c="$cipher" -v r="$rm" -v o="$om" -v b="$bytes" -v rc="$rc" -v oc="$oc" 'BEGIN {
+		printf "%s: sftp %.3f s (%.0f MB/s), im1 %.3f s (%.0f MB/s), throughput ratio im1/sftp %.2f (>= 1 means im1 is as fast or faster)",
+			c, r, b / r / 1e6, o, b / o / 1e6, r / o
+		if (rc != "" && oc != "") printf "; client CPU sftp %.2f s, im1 %.2f s", rc, oc
+		printf "\n" }'
 done

@@ -8,6 +8,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/im1dev/im1/providers/check"
+	"github.com/im1dev/im1/providers/emis/sftpsite"
 	"github.com/im1dev/im1/schema"
 )
 
@@ -16,8 +17,8 @@ func requestSize(v cty.Value) error {
 		return nil
 	}
 	n, _ := v.AsBigFloat().Int64()
-	if n < 32768 || n > 65536 {
-		return fmt.Errorf("%d is outside 32768..65536", n)
+	if n < 32768 || n > sftpsite.MaxRequestSize {
+		return fmt.Errorf("%d is outside 32768..%d", n, sftpsite.MaxRequestSize)
 	}
 	return nil
 }
@@ -43,7 +44,7 @@ var SiteSchema = &schema.Block{
 		{Name: "sender_key_file", Type: cty.String, Doc: "EMIS's public signing key; when set, every file must carry a valid signature."},
 		{Name: "connect_timeout", Type: cty.String, Default: cty.StringVal("30s"), Doc: "Connect timeout.", Check: check.String(check.Duration)},
 		{Name: "idle_timeout", Type: cty.String, Default: cty.StringVal("10m"), Doc: "A transfer with no progress for this long fails and is retried.", Check: check.String(check.Duration)},
-		{Name: "sftp_request_size", Type: cty.Number, Default: cty.NumberIntVal(32768), Doc: "Bytes per SFTP read request, 32768 to 65536: 32 KiB works with every server; 64 KiB is faster against OpenSSH (bench/README.md).", Check: requestSize},
+		{Name: "sftp_request_size", Type: cty.Number, Doc: "Bytes per SFTP read request, 32768 to 261120. Unset, im1 asks the server (OpenSSH's limits@openssh.com: 261120, what OpenSSH's own sftp uses) and uses 32768 when it does not say; see bench/README.md.", Check: requestSize},
 		{Name: "stable_after", Type: cty.String, Default: cty.StringVal("2m"), Doc: "A file is fetched only when two listings this far apart agree on its size and time.", Check: check.String(check.Duration)},
 	},
 }

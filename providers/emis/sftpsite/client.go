@@ -43,6 +43,10 @@ type session struct {
 	sftp *sftp.Client
 	dead chan struct{} // closed when the connection has ended
 
+	// reqSize is the size of each read request and conc the number in
+	// flight per file (see requestSize).
+	reqSize, conc int
+
 	closeOnce sync.Once
 }
 
@@ -216,23 +220,47 @@ func (c *Client) handshake(nc net.Conn) (*session, error) {
 		return nil, fmt.Errorf("sftpsite: connect %s: %w", c.addr, err)
 	}
 	sc := ssh.NewClient(conn, chans, reqs)
-	opts := []sftp.ClientOption{
-		sftp.UseConcurrentReads(true),
-		sftp.UseFstat(true),
-		sftp.MaxConcurrentRequestsPerFile(c.cfg.Concurrency),
-		sftp.MaxPacketUnchecked(c.cfg.MaxPacket),
-	}
-	fc, err := sftp.NewClient(sc, opts...)
+	// Fetch reads with ReadAt, one request per call of at most reqSize
+	// bytes, so pkg/sftp's packet size only has to admit the largest.
+	fc, err := sftp.NewClient(sc, sftp.UseFstat(true), sftp.MaxPacketUnchecked(MaxRequestSize))
 	if err != nil {
 		sc.Close()
 		return nil, fmt.Errorf("sftpsite: start sftp on %s: %w", c.addr, err)
 	}
 	s := &session{ssh: sc, sftp: fc, dead: make(chan struct{})}
+	s.reqSize, s.conc = c.requestSize(sc, fc)
 	go func() {
 		sc.Wait()
 		close(s.dead)
 	}()
 	return s, nil
+}
+
+// requestSize picks the read request size and the number of requests in
+// flight for a new session. A configured MaxPacket is used as it is.
+// Otherwise a server that offers limits@openssh.com is asked for its
+// largest full read (OpenSSH: 261120 bytes), capped at MaxRequestSize, and
+// any other server gets the 32 KiB that every server must support. A
+// server that answers less than asked costs more requests, not bytes:
+// fetchOnce re-requests the rest of a short read.
+func (c *Client) requestSize(sc *ssh.Client, fc *sftp.Client) (size, conc int) {
+	size = c.cfg.MaxPacket
+	if size == 0 {
+		size = DefaultMaxPacket
+		if _, ok := fc.HasExtension(limitsExt); ok {
+			if n, err := readLimit(sc); err == nil {
+				size = MaxRequestSize
+				if n > 0 && n < MaxRequestSize {
+					size = int(n)
+				}
+			}
+		}
+	}
+	conc = c.cfg.Concurrency
+	if conc == 0 {
+		conc = min(maxConcurrency, max(minConcurrency, inFlight/size))
+	}
+	return size, conc
 }
 
 // retryableDial: network trouble is retried; a refused host key or login

@@ -6,12 +6,15 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/pkg/sftp"
 )
 
 // Fetch streams the remote file name (an element of RemoteDir, as List
 // returned it) to w and returns the number of bytes written to w.
 //
-// The read uses pkg/sftp's concurrent WriteTo. Before reading, the file's
+// The read keeps Concurrency requests of MaxPacket bytes in flight (see
+// Config) and writes their answers to w in order. Before reading, the file's
 // size must equal expectSize (the listed size; pass -1 to skip that check),
 // and after reading, its size and modification time must be those seen
 // before, else the error wraps ErrChanged. A read that yields a different
@@ -68,12 +71,8 @@ func fetchOnce(s *session, wd *watchdog, p string, w io.Writer, expectSize int64
 		return fmt.Errorf("%w: size %d, mtime %s before reconnecting; size %d, mtime %s after",
 			ErrChanged, (*before).Size(), (*before).ModTime(), st.Size(), st.ModTime())
 	}
-	if *written > 0 {
-		if _, err := f.Seek(*written, io.SeekStart); err != nil {
-			return err
-		}
-	}
-	if _, err := f.WriteTo(writerFunc(func(b []byte) (int, error) { return wd.write(w, b, written) })); err != nil {
+	past, err := copyRange(f, wd, w, st.Size(), written, s.reqSize, s.conc)
+	if err != nil {
 		return err
 	}
 	after, err := f.Stat()
@@ -84,16 +83,92 @@ func fetchOnce(s *session, wd *watchdog, p string, w io.Writer, expectSize int64
 		return fmt.Errorf("%w during the read: size %d→%d, mtime %s→%s",
 			ErrChanged, (*before).Size(), after.Size(), (*before).ModTime(), after.ModTime())
 	}
-	if *written != after.Size() {
+	switch {
+	case past:
+		return &SizeError{Name: p, Want: after.Size(), Got: *written + 1}
+	case *written != after.Size():
 		return &SizeError{Name: p, Want: after.Size(), Got: *written}
 	}
 	return nil
 }
 
+// copyRange writes bytes [*written, size) of f to w, in order, counting
+// them into *written, with up to conc read requests of reqSize bytes in
+// flight; then it reads at size, which must be the end of the file (past
+// says it was not). Each request is one ReadAt into a buffer of its own,
+// which pkg/sftp answers with one read request, asking again for the rest
+// of a short answer, so a server that serves less than reqSize per read
+// is slower, not wrong. A read that ends early (the file shrank) stops the
+// copy without error: the caller compares *written with the size.
+func copyRange(f *sftp.File, wd *watchdog, w io.Writer, size int64, written *int64, reqSize, conc int) (past bool, err error) {
+	type slot struct {
+		buf  []byte
+		n    int
+		err  error
+		done chan struct{}
+	}
+	start, rs := *written, int64(reqSize)
+	if start > size {
+		return true, nil
+	}
+	chunks := (size-start+rs-1)/rs + 1 // the last one is the read at size
+	ring := make([]slot, min(int64(conc), chunks))
+	bufSize := max(min(rs, size-start), 1)
+	for i := range ring {
+		ring[i] = slot{buf: make([]byte, bufSize), done: make(chan struct{}, 1)}
+	}
+	issue := func(i int64) {
+		s := &ring[i%int64(len(ring))]
+		off := start + i*rs
+		n := min(rs, size-off)
+		if i == chunks-1 {
+			off, n = size, 1
+		}
+		go func() {
+			s.n, s.err = f.ReadAt(s.buf[:n], off)
+			s.done <- struct{}{}
+		}()
+	}
+	next, used := int64(0), int64(0)
+	for ; next < int64(len(ring)); next++ {
+		issue(next)
+	}
+	defer func() {
+		// Reads still in flight fill buffers of the ring: wait for them.
+		// They end with their answer, or when the connection is closed.
+		for ; used < next; used++ {
+			<-ring[used%int64(len(ring))].done
+		}
+	}()
+	for used < chunks {
+		s := &ring[used%int64(len(ring))]
+		<-s.done
+		used++
+		if used == chunks {
+			if s.err != nil && s.err != io.EOF {
+				return false, s.err
+			}
+			return s.n > 0, nil
+		}
+		if s.n > 0 {
+			if _, err := wd.write(w, s.buf[:s.n], written); err != nil {
+				return false, err
+			}
+		}
+		if s.err == io.EOF {
+			return false, nil
+		}
+		if s.err != nil {
+			return false, s.err
+		}
+		if next < chunks {
+			issue(next)
+			next++
+		}
+	}
+	return false, nil
+}
+
 func changed(a, b os.FileInfo) bool {
 	return a.Size() != b.Size() || !a.ModTime().Equal(b.ModTime())
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

@@ -6,9 +6,10 @@
 //   - the server's host key is pinned (authorized_keys lines or a known_hosts
 //     file); an unknown or changed key is a *HostKeyError, and there is no
 //     trust on first use;
-//   - a download is streamed with concurrent read requests (pkg/sftp
-//     WriteTo, Concurrency requests of MaxPacket bytes in flight), so it runs
-//     at OpenSSH sftp's speed (perf-baselines.md §2);
+//   - a download is streamed with concurrent read requests (Concurrency
+//     requests of MaxPacket bytes in flight, written in order), as large as
+//     the server says it serves (limits@openssh.com), as OpenSSH's sftp
+//     does (perf-baselines.md §2, bench/download.sh);
 //   - a dropped or stalled connection is re-dialled with exponential backoff
 //     and the download resumes at the offset reached;
 //   - a file whose size differs from the listing, changes during the read,
@@ -62,13 +63,16 @@ type Config struct {
 	// from Backoff (default 1s, capped at 1min) and full jitter.
 	Retries int
 	Backoff time.Duration
-	// Concurrency is the number of read requests in flight per file
-	// (default 64).
+	// Concurrency is the number of read requests in flight per file,
+	// each with a buffer of MaxPacket bytes (default: enough for 8 MiB,
+	// from 8 to 64: 32 of OpenSSH's 255 KiB, 64 of 32 KiB).
 	Concurrency int
-	// MaxPacket is the size of each read request (default 32 KiB, which
-	// every server must support). Up to 64 KiB is accepted: OpenSSH serves
-	// reads of up to about 255 KiB, and pkg/sftp's concurrent reads need
-	// every read answered in full.
+	// MaxPacket is the size of each read request, up to 261120 bytes
+	// (255 KiB, OpenSSH's largest). The default, 0, asks a server that
+	// offers the limits@openssh.com extension for its largest full read
+	// and uses 32 KiB, which every server must support, with any other.
+	// A server that answers a request with fewer bytes is asked again for
+	// the rest, so a value that is too large is slower, never wrong.
 	MaxPacket int
 
 	// Getenv reads PassphraseEnv and SSH_AUTH_SOCK (os.Getenv if nil).
@@ -82,10 +86,16 @@ const (
 	DefaultIdleTimeout    = 10 * time.Minute
 	DefaultRetries        = 3
 	DefaultBackoff        = time.Second
-	DefaultConcurrency    = 64
-	DefaultMaxPacket      = 32 << 10
-	maxMaxPacket          = 64 << 10
-	maxBackoff            = time.Minute
+	// DefaultMaxPacket is the request size for a server that does not
+	// offer limits@openssh.com; MaxRequestSize is OpenSSH's largest read.
+	DefaultMaxPacket = 32 << 10
+	MaxRequestSize   = 256<<10 - 1024
+	// Without a configured Concurrency, about inFlight bytes are
+	// requested at once: 32 requests of OpenSSH's 255 KiB, 64 of 32 KiB.
+	inFlight       = 8 << 20
+	minConcurrency = 8
+	maxConcurrency = 64
+	maxBackoff     = time.Minute
 )
 
 func (cfg Config) withDefaults() (Config, error) {
@@ -116,14 +126,14 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = DefaultBackoff
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
+	if cfg.Concurrency < 0 {
+		cfg.Concurrency = 0
 	}
-	if cfg.MaxPacket <= 0 {
-		cfg.MaxPacket = DefaultMaxPacket
+	if cfg.MaxPacket < 0 {
+		cfg.MaxPacket = 0
 	}
-	if cfg.MaxPacket > maxMaxPacket {
-		return cfg, fmt.Errorf("sftpsite: max packet %d is above %d", cfg.MaxPacket, maxMaxPacket)
+	if cfg.MaxPacket > MaxRequestSize {
+		return cfg, fmt.Errorf("sftpsite: max packet %d is above %d", cfg.MaxPacket, MaxRequestSize)
 	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
@@ -145,7 +155,8 @@ var ErrChanged = errors.New("remote file changed")
 
 // SizeError reports a read that yielded a different number of bytes than
 // the file's size while its size and time stayed put ("corrupted on
-// transfer: sizes differ", as rclone says).
+// transfer: sizes differ", as rclone says). The read stops one byte past
+// the size, so for a file that runs on, Got is size+1.
 type SizeError struct {
 	Name      string
 	Want, Got int64
