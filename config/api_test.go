@@ -196,6 +196,36 @@ organisation "p" {
 	}
 }
 
+// TestEvalInstance: one instance is evaluated alone (another key's body,
+// which would fail, is not decoded), and a key no longer declared is nil.
+func TestEvalInstance(t *testing.T) {
+	dir := writeDir(t, map[string]string{"main.im1.hcl": `
+organisation "q" {
+  ods  = "C81001"
+  name = "q"
+}
+organisation "p" {
+  for_each = { A81001 = "a", B81001 = "b" }
+  ods      = each.key
+  name     = each.key == "B81001" ? tostring(tonumber(organisation.q.name)) : "${each.value}-${each.key}"
+}
+`})
+	cfg := mustLoad(t, dir, LoadOptions{})
+	r := cfg.Resource("organisation.p")
+	q := cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal("q")}) // tonumber fails on it
+	lookup := func(string) cty.Value { return q }
+	in, diags := cfg.EvalInstance(r, "A81001", lookup)
+	if diags.HasErrors() || in == nil || in.Addr != `organisation.p["A81001"]` || in.Value.GetAttr("name").AsString() != "a-A81001" {
+		t.Fatalf("EvalInstance(A81001) = %+v, %v", in, diags)
+	}
+	if _, diags := cfg.Eval(r, lookup); !diags.HasErrors() {
+		t.Error("evaluating every instance should reach B81001's failing body")
+	}
+	if in, diags := cfg.EvalInstance(r, "C81001", lookup); in != nil || diags.HasErrors() {
+		t.Errorf("EvalInstance(C81001) = %+v, %v; want nil", in, diags)
+	}
+}
+
 func TestSettings(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		dir := writeDir(t, map[string]string{"main.im1.hcl": `key "k" {}`})

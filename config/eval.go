@@ -184,12 +184,27 @@ func unwrapPathError(err error) error {
 // for_each, a map (or object) of objects keyed by for_each key for one with
 // it. Values may be unknown; a nil lookup treats every reference as unknown.
 func (c *Config) Eval(r *Resource, lookup func(addr string) cty.Value) ([]*Instance, hcl.Diagnostics) {
-	return c.eval(r, lookup, false)
+	return c.eval(r, lookup, false, nil)
+}
+
+// EvalInstance evaluates only the instance of r with the given for_each
+// key ("" without for_each), or returns nil when r no longer has it.
+// Apply re-evaluates each instance on its own; evaluating all of them for
+// each would make an apply over thousands of sites quadratic.
+func (c *Config) EvalInstance(r *Resource, key string, lookup func(addr string) cty.Value) (*Instance, hcl.Diagnostics) {
+	insts, diags := c.eval(r, lookup, false, &key)
+	for _, in := range insts {
+		if in.Key == key {
+			return in, diags
+		}
+	}
+	return nil, diags
 }
 
 // eval is Eval; validate (used by Load) tolerates an unknown for_each by
 // evaluating the body once with an unknown each, returning no instances.
-func (c *Config) eval(r *Resource, lookup func(addr string) cty.Value, validate bool) ([]*Instance, hcl.Diagnostics) {
+// With only, it decodes the body of that for_each key alone.
+func (c *Config) eval(r *Resource, lookup func(addr string) cty.Value, validate bool, only *string) ([]*Instance, hcl.Diagnostics) {
 	body := r.body
 	if body == nil {
 		body, _ = r.Body.(*hclsyntax.Body)
@@ -223,6 +238,9 @@ func (c *Config) eval(r *Resource, lookup func(addr string) cty.Value, validate 
 	}
 	var out []*Instance
 	for _, it := range items {
+		if only != nil && it.key != *only {
+			continue
+		}
 		child := ctx.NewChild()
 		child.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{
 			"key": cty.StringVal(it.key), "value": it.value,

@@ -267,7 +267,7 @@ func (l *loader) validateResources() {
 		if r.broken {
 			continue
 		}
-		_, diags := l.cfg.eval(r, l.cfg.unknownLookup, true)
+		_, diags := l.cfg.eval(r, l.cfg.unknownLookup, true, nil)
 		l.diags = append(l.diags, diags...)
 	}
 }
