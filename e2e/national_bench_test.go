@@ -72,21 +72,7 @@ emis_site "org" {
   organisations     = [each.key]
   recipient_keys    = ["0000000000000000000000000000000000000000"]
 }
-dataset "core" {
-  tables      = ["Admin_Patient"]
-  ig_approval = "IG-2026-014"
-}
-schedule "daily" {
-  frequency = "daily"
-  start     = %q
-}
-extract "core" {
-  for_each = emis_site.org
-  source   = each.value
-  dataset  = dataset.core
-  schedule = schedule.daily
-}
-`, sites.String(), start.Format(time.DateOnly))
+`, sites.String()) + dailyExtracts(start)
 	if err := os.WriteFile(filepath.Join(dir, "main.im1.hcl"), []byte(cfg), 0o640); err != nil {
 		b.Fatal(err)
 	}
@@ -153,6 +139,26 @@ extract "core" {
 		}
 		e.Close()
 	}
+}
+
+// dailyExtracts declares the national benchmarks' dataset, daily schedule
+// from start, and an extract per emis_site.org instance.
+func dailyExtracts(start time.Time) string {
+	return fmt.Sprintf(`dataset "core" {
+  tables      = ["Admin_Patient"]
+  ig_approval = "IG-2026-014"
+}
+schedule "daily" {
+  frequency = "daily"
+  start     = %q
+}
+extract "core" {
+  for_each = emis_site.org
+  source   = each.value
+  dataset  = dataset.core
+  schedule = schedule.daily
+}
+`, start.Format(time.DateOnly))
 }
 
 func ods(i int) string { return fmt.Sprintf("A%05d", 10000+i) }

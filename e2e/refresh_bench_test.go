@@ -74,21 +74,7 @@ emis_site "org" {
   organisations     = [each.key]
   recipient_keys    = ["0000000000000000000000000000000000000000"]
 }
-dataset "core" {
-  tables      = ["Admin_Patient"]
-  ig_approval = "IG-2026-014"
-}
-schedule "daily" {
-  frequency = "daily"
-  start     = %q
-}
-extract "core" {
-  for_each = emis_site.org
-  source   = each.value
-  dataset  = dataset.core
-  schedule = schedule.daily
-}
-`, sites.String(), keyFile, start.Format(time.DateOnly))
+`, sites.String(), keyFile) + dailyExtracts(start)
 	if err := os.WriteFile(filepath.Join(dir, "main.im1.hcl"), []byte(cfg), 0o640); err != nil {
 		b.Fatal(err)
 	}
