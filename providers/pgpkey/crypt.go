@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
@@ -204,7 +205,17 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 	return pt, nil
 }
 
+// keysMu serialises what asks go-crypto to choose among our keys (header
+// parsing, noKeyError): choosing a key verifies its self-signatures and
+// caches the verdict in the key objects (Signature.Valid) without
+// synchronisation, and a batch's files decrypt concurrently with the same
+// keys. The parse is a few KiB and one private-key operation; the body is
+// read outside the lock.
+var keysMu sync.Mutex
+
 func readMessage(body io.Reader, kr openpgp.KeyRing, cfg *packet.Config) (md *openpgp.MessageDetails, err error) {
+	keysMu.Lock()
+	defer keysMu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			md, err = nil, fmt.Errorf("%w: parser failure", ErrMalformed)
@@ -220,6 +231,8 @@ func fingerprint(e *openpgp.Entity) string {
 // noKeyError distinguishes "not for us" from "for us but the session key
 // does not decrypt" (a corrupt or forged key packet).
 func noKeyError(asked []uint64, keys openpgp.EntityList) error {
+	keysMu.Lock()
+	defer keysMu.Unlock()
 	var ids []string
 	for _, id := range asked {
 		for _, e := range keys {
