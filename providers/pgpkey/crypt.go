@@ -206,7 +206,8 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 }
 
 // keysMu serialises what asks go-crypto to choose among our keys (header
-// parsing, noKeyError): choosing a key verifies its self-signatures and
+// parsing, noKeyError, reading a signed body, whose end checks the
+// signature): choosing a key verifies its self-signatures and
 // caches the verdict in the key objects (Signature.Valid) without
 // synchronisation, and a batch's files decrypt concurrently with the same
 // keys. The parse is a few KiB and one private-key operation; the body is
@@ -301,7 +302,17 @@ func (p *Plaintext) Read(b []byte) (n int, err error) {
 			p.err = err
 		}
 	}()
-	n, err = p.body.Read(b)
+	if p.md.IsSigned {
+		// go-crypto checks signatures as the body ends, choosing the
+		// signer's key as it does ours in the header: same lock (see keysMu).
+		n, err = func() (int, error) {
+			keysMu.Lock()
+			defer keysMu.Unlock() // also when the parser panics
+			return p.body.Read(b)
+		}()
+	} else {
+		n, err = p.body.Read(b)
+	}
 	p.n += int64(n)
 	if p.n > p.max {
 		p.err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, p.max)

@@ -189,3 +189,39 @@ func TestDecryptReportsReadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentDecryptSharedKeys: a batch's files decrypt concurrently
+// with the same key objects, signed or not; go-crypto caches signature
+// verdicts in those objects, so this is meant to be run with -race (as
+// scripts/test does).
+func TestConcurrentDecryptSharedKeys(t *testing.T) {
+	plain := bytes.Repeat([]byte("1,2,3,hello,world\n"), 2000)
+	key := pgpkeytest.Entity(t, "curve25519")
+	sender := pgpkeytest.Entity(t, "sender")
+	msgs := [][]byte{
+		encrypt(t, plain, openpgp.EntityList{key}, pgpkey.EncryptOptions{}),
+		encrypt(t, plain, openpgp.EntityList{key}, pgpkey.EncryptOptions{Signer: sender, Compress: true}),
+	}
+	// Fresh objects, nothing cached yet, shared by every goroutine.
+	opts := pgpkey.DecryptOptions{Keys: openpgp.EntityList{pgpkeytest.Entity(t, "curve25519")},
+		Signers: openpgp.EntityList{pgpkeytest.Public(t, "sender")}}
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			got, pt, err := decryptAll(msgs[i%2], opts)
+			switch {
+			case err != nil:
+				errs <- err
+			case !bytes.Equal(got, plain) || pt.Signed != (i%2 == 1):
+				errs <- errors.New("wrong plaintext or signature status")
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
