@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -251,19 +250,6 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, planHash string, obs Obs
 	return res, diags
 }
 
-// forEachKey is the for_each key of an instance address (config.InstanceAddr
-// quotes it), "" for a resource without for_each.
-func forEachKey(addr string) string {
-	i := strings.Index(addr, "[")
-	if i < 0 || !strings.HasSuffix(addr, "]") {
-		return ""
-	}
-	if k, err := strconv.Unquote(addr[i+1 : len(addr)-1]); err == nil {
-		return k
-	}
-	return instanceKeyOf(addr)
-}
-
 type node struct {
 	change *Change
 	done   chan struct{}
@@ -283,7 +269,7 @@ func (e *Engine) applyOne(ctx context.Context, c *Change, pl *planner, mu *sync.
 			return cty.NilVal, diags.Append(errDiag(c.Addr+": not in configuration", "The configuration changed during apply."))
 		}
 		mu.Lock()
-		in, d := e.cfg.EvalInstance(r, forEachKey(c.Addr), pl.lookup)
+		in, d := e.cfg.EvalInstance(r, instanceKeyOf(c.Addr), pl.lookup)
 		deps = resourceDeps(r.Refs, pl.instances)
 		mu.Unlock()
 		diags = append(diags, d...)

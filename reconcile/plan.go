@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -452,10 +453,14 @@ func subjectAddr(diags hcl.Diagnostics, addr string) hcl.Diagnostics {
 }
 
 // instanceKeyOf returns the for_each key of an instance address.
+// It undoes config.InstanceAddr's quoting, so any key round-trips.
 func instanceKeyOf(addr string) string {
 	i := strings.Index(addr, "[")
 	if i < 0 {
 		return ""
+	}
+	if k, err := strconv.Unquote(strings.TrimSuffix(addr[i+1:], "]")); err == nil {
+		return k
 	}
 	return strings.Trim(addr[i+1:], `"]`)
 }
