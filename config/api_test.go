@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -361,5 +362,61 @@ func TestDiagnosticsJSON(t *testing.T) {
 	}
 	if got[1]["severity"] != "warning" || got[1]["range"] != nil || got[1]["snippet"] != nil {
 		t.Errorf("rangeless warning = %v", got[1])
+	}
+}
+
+// TestEvalManyInstances: a for_each large enough to be evaluated in
+// parallel gives the instances, and the diagnostics, in key order, each the
+// same as evaluating that instance alone.
+func TestEvalManyInstances(t *testing.T) {
+	var m strings.Builder
+	const n = 1000
+	for i := 0; i < n; i++ {
+		v := "ok"
+		if i%7 == 3 {
+			v = "bad" // tonumber fails
+		}
+		fmt.Fprintf(&m, "    P%05d = %q\n", i, v)
+	}
+	dir := writeDir(t, map[string]string{"main.im1.hcl": `
+variable "m" {
+  type = map(string)
+  default = {
+` + m.String() + `  }
+}
+organisation "q" {
+  ods  = "C81001"
+  name = "7"
+}
+organisation "p" {
+  for_each = var.m
+  ods      = "A81001"
+  name     = each.value == "bad" ? tostring(tonumber(each.key)) : "${organisation.q.name}-${each.key}"
+}
+`})
+	cfg, _ := Load(dir, LoadOptions{Schemas: testSchemas(), Environ: []string{}})
+	r := cfg.Resource("organisation.p")
+	q := cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal("7")})
+	lookup := func(string) cty.Value { return q }
+	insts, diags := cfg.Eval(r, lookup)
+	if len(insts) != n {
+		t.Fatalf("%d instances, want %d", len(insts), n)
+	}
+	var wantDiags hcl.Diagnostics
+	for i, in := range insts {
+		key := fmt.Sprintf("P%05d", i)
+		one, d := cfg.EvalInstance(r, key, lookup)
+		wantDiags = append(wantDiags, d...)
+		if in.Key != key || one == nil || !in.Value.RawEquals(one.Value) {
+			t.Fatalf("instance %d: %s = %#v, alone %#v", i, in.Key, in.Value, one)
+		}
+	}
+	if len(diags) != len(wantDiags) || len(diags) != (n+3)/7 {
+		t.Fatalf("%d diagnostics, %d evaluating alone, want %d", len(diags), len(wantDiags), (n+3)/7)
+	}
+	for i := range diags {
+		if diags[i].Error() != wantDiags[i].Error() {
+			t.Fatalf("diagnostic %d: %s, alone %s", i, diags[i].Error(), wantDiags[i].Error())
+		}
 	}
 }

@@ -139,6 +139,13 @@ func blockRange(body *hclsyntax.Body) hcl.Range {
 // decodeBody evaluates a structurally valid body into an object of the
 // schema's object type (without "address").
 func decodeBody(body *hclsyntax.Body, s *schema.Block, ctx *hcl.EvalContext, sec *secrets) (cty.Value, hcl.Diagnostics) {
+	attrs, diags := decodeAttrs(body, s, ctx, sec)
+	return cty.ObjectVal(attrs), diags
+}
+
+// decodeAttrs is decodeBody's attributes and nested blocks, before they
+// become an object.
+func decodeAttrs(body *hclsyntax.Body, s *schema.Block, ctx *hcl.EvalContext, sec *secrets) (map[string]cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	attrs := map[string]cty.Value{}
 	for _, sa := range s.Attributes {
@@ -193,7 +200,7 @@ func decodeBody(body *hclsyntax.Body, s *schema.Block, ctx *hcl.EvalContext, sec
 		}
 		attrs[nb.Name] = list
 	}
-	return cty.ObjectVal(attrs), diags
+	return attrs, diags
 }
 
 func defaultValue(sa *schema.Attribute) cty.Value {

@@ -99,6 +99,15 @@ type Resource struct {
 
 	body   *hclsyntax.Body
 	broken bool // structural errors: skip evaluation during Load
+	// validated holds the instances Load evaluated, for a resource that
+	// references no other: they are what Eval would compute again (its
+	// values depend only on variables, fixed once loaded).
+	validated *evaluated
+}
+
+type evaluated struct {
+	insts []*Instance
+	diags hcl.Diagnostics
 }
 
 // Ref is a reference from one resource to another.

@@ -5,8 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
@@ -184,6 +187,9 @@ func unwrapPathError(err error) error {
 // for_each, a map (or object) of objects keyed by for_each key for one with
 // it. Values may be unknown; a nil lookup treats every reference as unknown.
 func (c *Config) Eval(r *Resource, lookup func(addr string) cty.Value) ([]*Instance, hcl.Diagnostics) {
+	if v := r.validated; v != nil {
+		return slices.Clone(v.insts), slices.Clone(v.diags)
+	}
 	return c.eval(r, lookup, false, nil)
 }
 
@@ -215,8 +221,8 @@ func (c *Config) eval(r *Resource, lookup func(addr string) cty.Value, validate 
 	ctx := c.evalContext(r, lookup)
 	sec := c.secrets()
 	if r.ForEach == nil {
-		v, diags := decodeBody(body, r.Schema, ctx, sec)
-		return []*Instance{c.instance(r, "", r.Addr(), v)}, diags
+		inst, diags := c.decodeInstance(r, body, "", r.Addr(), ctx, sec)
+		return []*Instance{inst}, diags
 	}
 	fe, diags := r.ForEach.Value(ctx)
 	diags = sec.redact(diags, r.ForEach, false)
@@ -236,29 +242,56 @@ func (c *Config) eval(r *Resource, lookup func(addr string) cty.Value, validate 
 		_, d := decodeBody(body, r.Schema, child, sec)
 		return nil, append(diags, d...)
 	}
-	var out []*Instance
-	for _, it := range items {
-		if only != nil && it.key != *only {
-			continue
-		}
+	if only != nil {
+		items = slices.DeleteFunc(items, func(it forEachItem) bool { return it.key != *only })
+	}
+	out := make([]*Instance, len(items))
+	ds := make([]hcl.Diagnostics, len(items))
+	// Instances evaluate independently (the context is only read), so a
+	// for_each over thousands of practices uses every CPU.
+	parallelChunks(len(items), func(i int) {
+		it := items[i]
 		child := ctx.NewChild()
 		child.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{
 			"key": cty.StringVal(it.key), "value": it.value,
 		})}
-		v, d := decodeBody(body, r.Schema, child, sec)
+		out[i], ds[i] = c.decodeInstance(r, body, it.key, InstanceAddr(r.Addr(), it.key), child, sec)
+	})
+	for _, d := range ds {
 		diags = append(diags, d...)
-		out = append(out, c.instance(r, it.key, InstanceAddr(r.Addr(), it.key), v))
 	}
 	return out, diags
 }
 
-func (c *Config) instance(r *Resource, key, addr string, v cty.Value) *Instance {
-	m := v.AsValueMap()
-	if m == nil {
-		m = map[string]cty.Value{}
+// decodeInstance decodes a resource body into an instance value, with its
+// "address".
+func (c *Config) decodeInstance(r *Resource, body *hclsyntax.Body, key, addr string, ctx *hcl.EvalContext, sec *secrets) (*Instance, hcl.Diagnostics) {
+	attrs, diags := decodeAttrs(body, r.Schema, ctx, sec)
+	attrs["address"] = cty.StringVal(addr)
+	return &Instance{Resource: r, Key: key, Addr: addr, Value: cty.ObjectVal(attrs)}, diags
+}
+
+// parallelChunks runs fn(0..n-1), in chunks on every CPU when n is large
+// enough to pay for the goroutines.
+func parallelChunks(n int, fn func(int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/128)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
 	}
-	m["address"] = cty.StringVal(addr)
-	return &Instance{Resource: r, Key: key, Addr: addr, Value: cty.ObjectVal(m)}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // evalContext exposes var, the functions, and the resources r references

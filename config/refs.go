@@ -267,7 +267,10 @@ func (l *loader) validateResources() {
 		if r.broken {
 			continue
 		}
-		_, diags := l.cfg.eval(r, l.cfg.unknownLookup, true, nil)
+		insts, diags := l.cfg.eval(r, l.cfg.unknownLookup, true, nil)
 		l.diags = append(l.diags, diags...)
+		if len(r.Refs) == 0 && !diags.HasErrors() && insts != nil {
+			r.validated = &evaluated{insts: insts, diags: diags}
+		}
 	}
 }

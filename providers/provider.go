@@ -80,6 +80,12 @@ type Prior struct {
 	Value   cty.Value // object of the block's ObjectType
 	Private []byte
 	Status  string
+	// Unchanged is set by the engine when state holds exactly the
+	// configuration the request carries (Value is that configuration): no
+	// configurable attribute changed, without comparing attribute by
+	// attribute. A provider that alters the configuration before comparing
+	// must not rely on it.
+	Unchanged bool
 }
 
 // RefreshRequest asks a provider to observe one object.

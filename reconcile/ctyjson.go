@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/big"
+	"slices"
+	"strconv"
 
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -138,4 +141,121 @@ func fromJSON(raw any, ty cty.Type) (cty.Value, error) {
 		return cty.TupleVal(vals), nil
 	}
 	return cty.NilVal, errSlowPath
+}
+
+// appendValue appends ctyjson.Marshal(v, ty) to dst, byte for byte, for the
+// plain values state holds, without cty's per-value allocations (encoding
+// every configured instance to compare it with state was a fifth of a
+// national-scale plan through cty). Values it does not cover (unknown,
+// marked, dynamic, capsule) return errSlowPath; callers then treat the
+// value as not comparable, never as equal.
+func appendValue(dst []byte, v cty.Value, ty cty.Type) ([]byte, error) {
+	if v.IsMarked() || !v.IsKnown() || ty == cty.DynamicPseudoType && v.Type() != cty.DynamicPseudoType {
+		return dst, errSlowPath // cty wraps a dynamic value with its type
+	}
+	if v.IsNull() {
+		return append(dst, "null"...), nil
+	}
+	var err error
+	switch {
+	case ty == cty.String:
+		return appendString(dst, v.AsString())
+	case ty == cty.Bool:
+		if v.True() {
+			return append(dst, "true"...), nil
+		}
+		return append(dst, "false"...), nil
+	case ty == cty.Number:
+		f := v.AsBigFloat()
+		if f.IsInf() || f.MantExp(nil) > 1024 || f.MantExp(nil) < -1024 {
+			return dst, errSlowPath // infinities fail; huge exponents print megabytes
+		}
+		if i, acc := f.Int64(); acc == big.Exact && i != 0 {
+			return strconv.AppendInt(dst, i, 10), nil // what Append prints, at a fraction of its cost
+		}
+		return f.Append(dst, 'f', -1), nil
+	case ty.IsListType() || ty.IsSetType():
+		ety := ty.ElementType()
+		dst = append(dst, '[')
+		first := true
+		for it := v.ElementIterator(); it.Next(); {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			_, ev := it.Element()
+			if dst, err = appendValue(dst, ev, ety); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case ty.IsTupleType():
+		etys := ty.TupleElementTypes()
+		dst = append(dst, '[')
+		for i := range etys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendValue(dst, v.Index(cty.NumberIntVal(int64(i))), etys[i]); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case ty.IsMapType():
+		ety := ty.ElementType()
+		dst = append(dst, '{')
+		first := true
+		for it := v.ElementIterator(); it.Next(); {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			ek, ev := it.Element()
+			if dst, err = appendString(dst, ek.AsString()); err != nil {
+				return dst, err
+			}
+			dst = append(dst, ':')
+			if dst, err = appendValue(dst, ev, ety); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	case ty.IsObjectType():
+		atys := ty.AttributeTypes()
+		var buf [48]string
+		names := buf[:0]
+		for k := range atys {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		dst = append(dst, '{')
+		for i, k := range names {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendString(dst, k); err != nil {
+				return dst, err
+			}
+			dst = append(dst, ':')
+			if dst, err = appendValue(dst, v.GetAttr(k), atys[k]); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	}
+	return dst, errSlowPath // capsules
+}
+
+// appendString appends s as encoding/json writes it: plain ASCII as is,
+// anything needing an escape (including <, > and &) through json.Marshal.
+func appendString(dst []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, err := json.Marshal(s)
+			return append(dst, b...), err
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/im1dev/im1/config"
 	"github.com/im1dev/im1/providers/record"
 	"github.com/im1dev/im1/schema"
+	"github.com/im1dev/im1/state"
 )
 
 // extractState is an extract as the demo leaves it in state.
@@ -116,5 +117,119 @@ func repeatedKey(b []byte) bool {
 		if top != nil {
 			top.expect = true
 		}
+	}
+}
+
+// FuzzAppendValue: the fast encoder writes exactly what ctyjson.Marshal
+// writes for any value cty decodes, or declines (errSlowPath); samePrior's
+// "state holds exactly this value" rests on it.
+func FuzzAppendValue(f *testing.F) {
+	for _, s := range []string{`null`, `"x"`, `"<a&b>"`, `"caf\u00e9\n"`, `"\u2028"`, `12.5`, `-0.000001`, `1e30`, `true`, `["a","b"]`,
+		`[3,1,2]`, `{"a":true,"b":false}`, `["s",3]`, `{}`, `[]`, `[{"name":"n","n":1},{"name":null,"n":2}]`,
+		`{"d":{"value":"x","type":"string"},"s":["b","a"]}`, extractState} {
+		for i := range fuzzTypes() {
+			f.Add([]byte(s), uint8(i))
+		}
+	}
+	tys := fuzzTypes()
+	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
+		ty := tys[int(which)%len(tys)]
+		v, err := ctyjson.Unmarshal(b, ty)
+		if err != nil || hugeNumber(v) {
+			t.Skip() // cty would print every digit of 3e300000000
+		}
+		want, werr := ctyjson.Marshal(v, ty)
+		got, gerr := appendValue([]byte("prefix"), v, ty)
+		switch {
+		case gerr == errSlowPath:
+			return
+		case gerr != nil || werr != nil:
+			t.Fatalf("%#v as %s: error %v, cty says %v", v, ty.FriendlyName(), gerr, werr)
+		case string(got) != "prefix"+string(want):
+			t.Fatalf("%#v as %s:\n got %s\nwant prefix%s", v, ty.FriendlyName(), got, want)
+		}
+	})
+}
+
+func TestAppendValueCoversState(t *testing.T) {
+	ty, err := ctyjson.ImpliedType([]byte(extractState))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ctyjson.Unmarshal([]byte(extractState), ty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := appendValue(nil, v, ty)
+	if err != nil || string(got) != extractState {
+		t.Fatalf("an extract's state took the slow path or differs (%v):\n%s", err, got)
+	}
+}
+
+// hugeNumber reports a number whose decimal form would run to megabytes.
+func hugeNumber(v cty.Value) bool {
+	huge := false
+	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		if x.IsKnown() && !x.IsNull() && x.Type() == cty.Number {
+			if e := x.AsBigFloat().MantExp(nil); e > 4096 || e < -4096 {
+				huge = true
+			}
+		}
+		return !huge, nil
+	})
+	return huge
+}
+
+// TestSamePrior: only state holding exactly the configured value (same
+// type, same JSON) skips decoding, and then the prior is that value.
+func TestSamePrior(t *testing.T) {
+	site := cty.ObjectVal(map[string]cty.Value{
+		"address": cty.StringVal(`emis_site.org["A81001"]`),
+		"host":    cty.StringVal("sftp.example.nhs.uk"),
+		"port":    cty.NumberIntVal(22),
+		"orgs":    cty.ListVal([]cty.Value{cty.StringVal("A81001")}),
+		"key":     cty.NullVal(cty.String),
+	})
+	stored := func(v cty.Value) *state.Resource {
+		attrs, typ, err := encodeValue(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &state.Resource{Addr: `emis_site.org["A81001"]`, Attrs: attrs, AttrsType: typ, Status: state.StatusTainted, Private: []byte("p")}
+	}
+	with := func(name string, a cty.Value) cty.Value {
+		m := site.AsValueMap()
+		m[name] = a
+		return cty.ObjectVal(m)
+	}
+	tests := []struct {
+		name   string
+		state  cty.Value
+		config cty.Value
+		same   bool
+	}{
+		{"identical", site, site, true},
+		{"string changed", site, with("host", cty.StringVal("sftp2.example.nhs.uk")), false},
+		{"number changed", site, with("port", cty.NumberIntVal(2222)), false},
+		{"null set", site, with("key", cty.StringVal("k")), false},
+		{"list grew", site, with("orgs", cty.ListVal([]cty.Value{cty.StringVal("A81001"), cty.StringVal("A81002")})), false},
+		{"list became set", site, with("orgs", cty.SetVal([]cty.Value{cty.StringVal("A81001")})), false},
+		{"unknown in config", site, with("host", cty.UnknownVal(cty.String)), false},
+		{"escaped string", with("host", cty.StringVal("a<b>&\"c\"\n")), with("host", cty.StringVal("a<b>&\"c\"\n")), true},
+		{"attribute added since", with("key", cty.NullVal(cty.String)), cty.ObjectVal(map[string]cty.Value{"address": site.GetAttr("address")}), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := samePrior(stored(tc.state), tc.config)
+			if (p != nil) != tc.same {
+				t.Fatalf("samePrior = %v, want same %v", p, tc.same)
+			}
+			if p == nil {
+				return
+			}
+			if !p.Unchanged || p.Status != state.StatusTainted || string(p.Private) != "p" || !p.Value.RawEquals(tc.config) {
+				t.Fatalf("prior %+v does not carry the state's status and private data, or not the configured value", p)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -50,6 +51,32 @@ func decodePrior(r *state.Resource, s *schema.Block) (*providers.Prior, error) {
 	}
 	return &providers.Prior{Value: v, Private: r.Private, Status: r.Status}, nil
 }
+
+// samePrior returns the prior of an instance whose state holds exactly its
+// configured value v (the same type and the same JSON), without decoding
+// state: Value is v itself, marked Unchanged. It returns nil otherwise, and
+// for values not wholly known. Most instances of a settled configuration
+// are unchanged, and decoding and comparing them cost a third of a plan of
+// 7,000 sites.
+func samePrior(sr *state.Resource, v cty.Value) *providers.Prior {
+	if v == cty.NilVal {
+		return nil
+	}
+	ty, err := stateType(sr.AttrsType)
+	if err != nil || !ty.Equals(v.Type()) {
+		return nil
+	}
+	buf := jsonBufs.Get().(*[]byte)
+	defer jsonBufs.Put(buf)
+	js, err := appendValue((*buf)[:0], v, ty) // fails on unknown values
+	*buf = js
+	if err != nil || !bytes.Equal(js, sr.Attrs) {
+		return nil
+	}
+	return &providers.Prior{Value: v, Private: sr.Private, Status: sr.Status, Unchanged: true}
+}
+
+var jsonBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // stateTypes caches decoded state types: thousands of instances of one
 // resource block share a handful of types, and decoding a type's JSON cost

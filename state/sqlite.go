@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,6 +53,19 @@ type SQLite struct {
 
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt // prepared on r
+
+	gen        atomic.Uint64
+	lastSerial atomic.Int64
+}
+
+// Generation: see Store.
+func (s *SQLite) Generation() uint64 { return s.gen.Load() }
+
+// sawSerial notes a serial read from the database.
+func (s *SQLite) sawSerial(n int64) {
+	if s.lastSerial.Swap(n) != n {
+		s.gen.Add(1)
+	}
 }
 
 var _ Store = (*SQLite)(nil)
@@ -291,6 +305,7 @@ func (s *SQLite) Meta(ctx context.Context) (Meta, error) {
 	if err != nil {
 		return m, err
 	}
+	s.sawSerial(m.Serial)
 	m.Created = fromNano(created)
 	if err := s.r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&m.SchemaVersion); err != nil {
 		return m, err
@@ -309,6 +324,9 @@ func (s *SQLite) Serial(ctx context.Context) (int64, error) {
 	err = st.QueryRowContext(ctx).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: %s has no meta row", ErrNoState, s.path)
+	}
+	if err == nil {
+		s.sawSerial(n)
 	}
 	return n, err
 }
@@ -345,7 +363,17 @@ func (s *SQLite) Resources(ctx context.Context) ([]Resource, error) {
 // attributes of those of the given types only: what providers need to know
 // about the rest of state, without decoding thousands of values.
 func (s *SQLite) ResourceHeads(ctx context.Context, attrsOf ...string) ([]Resource, error) {
-	rows, err := s.query(ctx, `SELECT addr, type, status, attrs FROM resources ORDER BY addr`)
+	// SQLite reads a column only when asked for it: the CASE keeps it from
+	// reading thousands of attribute values only to drop them.
+	q := `SELECT addr, type, status, NULL FROM resources ORDER BY addr`
+	args := make([]any, len(attrsOf))
+	if len(attrsOf) > 0 {
+		for i, t := range attrsOf {
+			args[i] = t
+		}
+		q = `SELECT addr, type, status, CASE WHEN type IN (?` + strings.Repeat(`, ?`, len(attrsOf)-1) + `) THEN attrs END FROM resources ORDER BY addr`
+	}
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +383,7 @@ func (s *SQLite) ResourceHeads(ctx context.Context, attrsOf ...string) ([]Resour
 		if err := sc.Scan(&r.Addr, &r.Type, &r.Status, &attrs); err != nil {
 			return r, err
 		}
-		if slices.Contains(attrsOf, r.Type) {
+		if attrs != nil {
 			r.Attrs = slices.Clone([]byte(attrs))
 		}
 		return r, nil
@@ -648,7 +676,9 @@ func (s *SQLite) Tx(ctx context.Context, fn func(Tx) error) (err error) {
 			return fmt.Errorf("state: bump serial: %w", err)
 		}
 	}
-	if err := sqlTx.Commit(); err != nil {
+	err = sqlTx.Commit()
+	s.gen.Add(1) // even a failed commit may have changed what is stored
+	if err != nil {
 		return fmt.Errorf("state: commit: %w", err)
 	}
 	committed = true

@@ -156,6 +156,54 @@ func TestSerial(t *testing.T) {
 	}
 }
 
+// TestGeneration: a handle's generation moves at each of its own commits
+// (a failed Tx that wrote nothing included: it is a cheap over-estimate),
+// and, for another handle's commits, when it next reads the serial; it does
+// not move while nothing is written.
+func TestGeneration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	a, err := state.OpenSQLite(ctx, path, state.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := state.OpenSQLite(ctx, path, state.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	put := func(name string) {
+		mustTx(t, a, func(tx state.Tx) error {
+			return tx.PutResource(state.Resource{Addr: "key." + name, Type: "key", Name: name, Status: state.StatusReady})
+		})
+	}
+	if _, err := b.Serial(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ga, gb := a.Generation(), b.Generation()
+	if _, err := b.Serial(ctx); err != nil || b.Generation() != gb {
+		t.Fatalf("reading an unchanged serial moved the generation (%v)", err)
+	}
+	put("x")
+	if a.Generation() == ga {
+		t.Fatal("a commit did not move the writer's generation")
+	}
+	if b.Generation() != gb {
+		t.Fatal("the reader's generation moved before it read the serial")
+	}
+	if _, err := b.Meta(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.Generation() == gb {
+		t.Fatal("reading another handle's new serial did not move the generation")
+	}
+	gb = b.Generation()
+	put("y")
+	if _, err := b.Serial(ctx); err != nil || b.Generation() == gb {
+		t.Fatalf("Serial did not notice another commit (%v)", err)
+	}
+}
+
 func TestRollback(t *testing.T) {
 	s := statetest.New(t)
 	boom := errors.New("boom")
@@ -657,5 +705,46 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	if ls, _ := b.Listings(ctx, "emis_site.x"); len(ls) != 2*n {
 		t.Errorf("%d listings, want %d", len(ls), 2*n)
+	}
+}
+
+// TestResourceHeads: every resource's address, type and status, with
+// attributes only for the types asked for.
+func TestResourceHeads(t *testing.T) {
+	s := statetest.New(t)
+	mustTx(t, s, func(tx state.Tx) error {
+		for _, r := range []state.Resource{
+			{Addr: "organisation.a", Type: "organisation", Name: "a", Status: state.StatusReady, Attrs: []byte(`{"ods":"A81001"}`)},
+			{Addr: "key.k", Type: "key", Name: "k", Status: state.StatusTainted, Attrs: []byte(`{"fingerprint":"F"}`)},
+			{Addr: "dataset.d", Type: "dataset", Name: "d", Status: state.StatusReady, Attrs: []byte(`{"tables":[]}`)},
+		} {
+			if err := tx.PutResource(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	heads := func(types ...string) string {
+		rs, err := s.ResourceHeads(ctx, types...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rs {
+			out = append(out, fmt.Sprintf("%s %s %s %s", r.Addr, r.Type, r.Status, r.Attrs))
+		}
+		return strings.Join(out, "; ")
+	}
+	for _, tc := range []struct {
+		types []string
+		want  string
+	}{
+		{nil, "dataset.d dataset ready ; key.k key tainted ; organisation.a organisation ready "},
+		{[]string{"organisation"}, `dataset.d dataset ready ; key.k key tainted ; organisation.a organisation ready {"ods":"A81001"}`},
+		{[]string{"key", "organisation"}, `dataset.d dataset ready ; key.k key tainted {"fingerprint":"F"}; organisation.a organisation ready {"ods":"A81001"}`},
+	} {
+		if got := heads(tc.types...); got != tc.want {
+			t.Errorf("ResourceHeads(%q):\n got %s\nwant %s", tc.types, got, tc.want)
+		}
 	}
 }

@@ -182,6 +182,13 @@ const (
 type Store interface {
 	Meta(ctx context.Context) (Meta, error)
 	Serial(ctx context.Context) (int64, error)
+	// Generation changes whenever state may have changed as far as this
+	// handle knows: at each of its own commits, and when Meta or Serial
+	// reads a serial other than the last one read (another process's
+	// commit). Caches of state read within a run key on it: it costs
+	// nothing to compare, where asking SQLite for the serial costs tens
+	// of microseconds, once per instance over thousands of sites.
+	Generation() uint64
 
 	Resources(ctx context.Context) ([]Resource, error)
 	// ResourceHeads is Resources with only address, type and status, and

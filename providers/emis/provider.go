@@ -14,6 +14,7 @@ import (
 	"github.com/im1dev/im1/providers/check"
 	"github.com/im1dev/im1/providers/emis/sftpsite"
 	"github.com/im1dev/im1/providers/extract"
+	"github.com/im1dev/im1/state"
 )
 
 // Provider holds what the EMIS resources share during one run: one SSH
@@ -24,6 +25,36 @@ type Provider struct {
 	listings map[string]*listing
 	// Workers bounds concurrent file transfers per batch (default 4).
 	Workers int
+
+	// handoffs holds every public-key handoff by site, read once per
+	// state generation: a plan over thousands of sites asked once per site.
+	handoffs struct {
+		sync.Mutex
+		store state.Store
+		gen   uint64
+		by    map[string][]state.Handoff
+	}
+}
+
+// siteHandoffs returns the handoffs of source, from one read of all of
+// them per state generation.
+func (p *Provider) siteHandoffs(ctx context.Context, st state.Store, source string) ([]state.Handoff, error) {
+	gen := st.Generation()
+	h := &p.handoffs
+	h.Lock()
+	defer h.Unlock()
+	if h.by == nil || h.store != st || h.gen != gen {
+		all, err := st.Handoffs(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		h.by = map[string][]state.Handoff{}
+		for _, x := range all {
+			h.by[x.Source] = append(h.by[x.Source], x)
+		}
+		h.store, h.gen = st, gen
+	}
+	return h.by[source], nil
 }
 
 type listing struct {

@@ -102,7 +102,7 @@ func (s *Site) handoff(ctx context.Context, env *providers.Env, addr, fpr string
 	if env.Store == nil {
 		return nil, nil
 	}
-	hs, err := env.Store.Handoffs(ctx, addr)
+	hs, err := s.p.siteHandoffs(ctx, env.Store, addr)
 	if err != nil {
 		return nil, err
 	}

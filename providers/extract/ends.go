@@ -58,10 +58,11 @@ func endings(ctx context.Context, req *Request, zone *time.Location, facts *stat
 
 // stateFacts is what every extract of a run needs from the resources in
 // state: the organisations' permission ends and each resource's status.
-// It is read once per state serial, not once per extract (7,000
+// It is read once per state generation, not once per extract (7,000
 // organisation-specific sites would otherwise scan state 7,000 times).
 type stateFacts struct {
-	serial int64
+	store  state.Store
+	gen    uint64
 	until  map[string]string // ODS -> permission_until
 	status map[string]string // address -> status
 
@@ -72,7 +73,7 @@ type stateFacts struct {
 }
 
 // bulk reads every extract's delivery digest and every handoff once per
-// state serial: two queries, instead of two per extract.
+// state generation: two queries, instead of two per extract.
 func (f *stateFacts) bulk(st state.Store) (state.Digests, map[string][]state.Handoff, error) {
 	f.bulkOnce.Do(func() {
 		ctx := context.Background()
@@ -93,15 +94,11 @@ func (f *stateFacts) bulk(st state.Store) (state.Digests, map[string][]state.Han
 }
 
 func readFacts(ctx context.Context, st state.Store) (*stateFacts, error) {
-	meta, err := st.Meta(ctx)
-	if err != nil {
-		return nil, err
-	}
 	rs, err := st.ResourceHeads(ctx, "organisation")
 	if err != nil {
 		return nil, err
 	}
-	f := &stateFacts{serial: meta.Serial, until: map[string]string{}, status: map[string]string{}}
+	f := &stateFacts{until: map[string]string{}, status: map[string]string{}}
 	for _, r := range rs {
 		f.status[r.Addr] = r.Status
 		if r.Type != "organisation" {

@@ -68,25 +68,23 @@ type Resource struct {
 	Sources map[string]Source
 
 	mu    sync.Mutex
-	facts *stateFacts // cached per state serial
+	facts *stateFacts // cached per state generation
 }
 
 // stateFacts returns the run's view of the resources in state, re-read
-// only when the state moved.
+// only when the state moved (its generation).
 func (r *Resource) stateFacts(ctx context.Context, st state.Store) (*stateFacts, error) {
-	serial, err := st.Serial(ctx)
-	if err != nil {
-		return nil, err
-	}
+	gen := st.Generation()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.facts != nil && r.facts.serial == serial {
+	if r.facts != nil && r.facts.store == st && r.facts.gen == gen {
 		return r.facts, nil
 	}
 	f, err := readFacts(ctx, st)
 	if err != nil {
 		return nil, err
 	}
+	f.store, f.gen = st, gen
 	r.facts = f
 	return f, nil
 }

@@ -30,7 +30,14 @@ func (r *Resource) Schema() *schema.Block { return r.Block }
 
 // Plan compares configuration with state.
 func (r *Resource) Plan(_ context.Context, req *providers.PlanRequest) (*providers.PlanResponse, error) {
-	return Plan(r.Block, r.fill(req.Addr, req.Config), req.Prior), nil
+	prior := req.Prior
+	if prior != nil && prior.Unchanged && r.Fill != nil {
+		// Filling may change the configuration state was compared with.
+		p := *prior
+		p.Unchanged = false
+		prior = &p
+	}
+	return Plan(r.Block, r.fill(req.Addr, req.Config), prior), nil
 }
 
 // Apply records the configured value.
@@ -63,7 +70,11 @@ func Plan(s *schema.Block, config cty.Value, prior *providers.Prior) *providers.
 	case prior == nil:
 		return &providers.PlanResponse{Action: providers.Create, Planned: config}
 	}
-	names, forceNew := providers.Changed(s, prior.Value, config)
+	var names []string
+	var forceNew bool
+	if !prior.Unchanged {
+		names, forceNew = providers.Changed(s, prior.Value, config)
+	}
 	switch {
 	case len(names) == 0 && prior.Status == state.StatusTainted:
 		return &providers.PlanResponse{Action: providers.Replace, Reason: "tainted by a failed apply", Planned: config}
