@@ -280,35 +280,50 @@ func (p *Picture) Order() []string {
 // deliveries or batches), in time order. Consecutive periods with the same
 // outcome that apply has nothing to do for are one run.
 func (p *Picture) Instances(req *Request, supplier string) []providers.InstanceChange {
-	// The periods that hold something, in time order.
+	// The periods that hold something, in time order: the detailed ones
+	// (few) merged with the plain ones (a year of them, already sorted)
+	// as they are walked, not copied and sorted together.
 	type held struct {
 		key time.Time
 		pp  *Period
 		n   int // plain landed deltas
 	}
-	hs := make([]held, 0, len(p.Periods)+len(p.plain))
+	ps := make([]*Period, 0, len(p.Periods))
 	for _, pp := range p.Periods {
-		hs = append(hs, held{key: pp.Key, pp: pp})
+		ps = append(ps, pp)
 	}
-	for _, pl := range p.plain {
-		hs = append(hs, held{key: pl.key, n: pl.n})
+	slices.SortFunc(ps, func(a, b *Period) int { return a.Key.Compare(b.Key) })
+	pi, pj := 0, 0
+	more := func() bool { return pi < len(ps) || pj < len(p.plain) }
+	// peek is the earliest key not yet taken; take merges everything at it.
+	peek := func() time.Time {
+		switch {
+		case pi == len(ps):
+			return p.plain[pj].key
+		case pj == len(p.plain) || ps[pi].Key.Before(p.plain[pj].key):
+			return ps[pi].Key
+		}
+		return p.plain[pj].key
 	}
-	slices.SortStableFunc(hs, func(a, b held) int { return a.key.Compare(b.key) })
+	take := func() held {
+		h := held{key: peek()}
+		for ; pi < len(ps) && ps[pi].Key.Equal(h.key); pi++ {
+			h.pp = ps[pi]
+		}
+		for ; pj < len(p.plain) && p.plain[pj].key.Equal(h.key); pj++ {
+			h.n += p.plain[pj].n
+		}
+		return h
+	}
 	var out runs
 	now := req.Env.Now()
 	next, end := p.Sched.PeriodOf(p.Sched.Start), p.Sched.PeriodOf(now)
 	expecting := !next.After(end)
-	for i := 0; i < len(hs) || expecting; {
+	for more() || expecting {
 		var h held
 		switch {
-		case i < len(hs) && (!expecting || !hs[i].key.After(next)):
-			h = hs[i]
-			for i++; i < len(hs) && hs[i].key.Equal(h.key); i++ {
-				if hs[i].pp != nil {
-					h.pp = hs[i].pp
-				}
-				h.n += hs[i].n
-			}
+		case more() && (!expecting || !peek().After(next)):
+			h = take()
 			if expecting && h.key.Equal(next) {
 				next = p.Sched.Next(next)
 			}

@@ -3,6 +3,9 @@ package extract
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -20,6 +23,51 @@ type Schedule struct {
 	Lateness  time.Duration
 	Retention time.Duration // 0 keeps everything
 	Zone      *time.Location
+
+	// cal, set by ParseSchedule, remembers period starts that schedules
+	// of the same frequency, start and zone share: a national plan walks
+	// the same year of days for 7,000 extracts.
+	cal *calendar
+}
+
+// calendar is the period starts of one schedule from its first period
+// on, learnt as Next is asked, shared by every Schedule like it.
+// Readers take the published slice without a lock; it only grows at the
+// end, under mu, so a reader's shorter slice stays valid.
+type calendar struct {
+	mu     sync.Mutex
+	starts atomic.Pointer[[]int64] // unix ns, ascending
+}
+
+type calendarKey struct {
+	freq  string
+	zone  *time.Location
+	start int64
+}
+
+var calendars sync.Map // calendarKey -> *calendar
+
+// maxCalendar bounds a calendar's length (over 50 years of days).
+const maxCalendar = 20000
+
+// next returns the period start after p if it has been learnt.
+func (c *calendar) next(p int64) (int64, bool) {
+	ss := *c.starts.Load()
+	if i, ok := slices.BinarySearch(ss, p); ok && i+1 < len(ss) {
+		return ss[i+1], true
+	}
+	return 0, false
+}
+
+// learn records that n follows p, when p is the last start known.
+func (c *calendar) learn(p, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ss := *c.starts.Load()
+	if len(ss) < maxCalendar && ss[len(ss)-1] == p && n > p {
+		ss = append(ss, n)
+		c.starts.Store(&ss)
+	}
 }
 
 // ParseSchedule reads a schedule block's value.
@@ -30,6 +78,15 @@ func ParseSchedule(v cty.Value, zone *time.Location) (Schedule, error) {
 		return s, fmt.Errorf("schedule start: %w", err)
 	}
 	s.Start = start
+	key := calendarKey{freq: s.Frequency, zone: zone, start: start.UnixNano()}
+	c, ok := calendars.Load(key)
+	if !ok {
+		nc := &calendar{}
+		first := []int64{s.PeriodOf(start).UnixNano()}
+		nc.starts.Store(&first)
+		c, _ = calendars.LoadOrStore(key, nc)
+	}
+	s.cal = c.(*calendar)
 	if l := providers.String(v, "lateness"); l != "" {
 		if s.Lateness, err = check.ParseDuration(l); err != nil {
 			return s, err
@@ -66,6 +123,19 @@ func (s Schedule) PeriodOf(t time.Time) time.Time {
 
 // Next returns the first day of the period after p.
 func (s Schedule) Next(p time.Time) time.Time {
+	if s.cal == nil {
+		return s.step(p)
+	}
+	if n, ok := s.cal.next(p.UnixNano()); ok {
+		return time.Unix(0, n).In(s.Zone)
+	}
+	n := s.step(p)
+	s.cal.learn(p.UnixNano(), n.UnixNano())
+	return n
+}
+
+// step works out Next from the calendar's rules.
+func (s Schedule) step(p time.Time) time.Time {
 	switch s.Frequency {
 	case "weekly":
 		return p.AddDate(0, 0, 7)

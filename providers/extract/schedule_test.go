@@ -1,8 +1,12 @@
 package extract
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/zclconf/go-cty/cty"
 )
 
 func TestSchedulePeriodsAcrossClockChanges(t *testing.T) {
@@ -69,5 +73,64 @@ func TestScheduleDeadlineAndWithdrawal(t *testing.T) {
 	p := s.PeriodOf(start.Add(30 * time.Hour))
 	if got := s.Deadline(p).Format(time.RFC3339); got != "2026-11-22T12:00:00Z" {
 		t.Errorf("deadline %s", got)
+	}
+}
+
+// TestCalendarMatchesRules: a parsed schedule's Next, answered from the
+// calendar it shares with schedules like it (learnt by concurrent walkers,
+// then read), gives the same instants and keys as the rules alone, across
+// clock changes and month ends.
+func TestCalendarMatchesRules(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, zone := range []*time.Location{london, time.UTC} {
+		for _, freq := range []string{"daily", "weekly", "monthly"} {
+			for _, start := range []string{"2025-01-31", "2026-03-29", "2026-10-25"} {
+				v := cty.ObjectVal(map[string]cty.Value{"frequency": cty.StringVal(freq), "start": cty.StringVal(start),
+					"lateness": cty.NullVal(cty.String), "retention": cty.NullVal(cty.String)})
+				rules, err := ParseSchedule(v, zone)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rules.cal = nil
+				var want []time.Time
+				for p := rules.PeriodOf(rules.Start); len(want) < 900; p = rules.Next(p) {
+					want = append(want, p)
+				}
+				walk := func() error {
+					s, err := ParseSchedule(v, zone)
+					if err != nil {
+						return err
+					}
+					if s.cal == nil {
+						return fmt.Errorf("no calendar")
+					}
+					p := s.PeriodOf(s.Start)
+					for i, w := range want {
+						if !p.Equal(w) || Key(p) != Key(w) || p.Location() != w.Location() {
+							return fmt.Errorf("%s %s from %s in %s: period %d is %s (%s), the rules say %s", freq, zone, start, zone, i, p, Key(p), w)
+						}
+						p = s.Next(p)
+					}
+					return nil
+				}
+				errs := make([]error, 3)
+				var wg sync.WaitGroup
+				for i := range errs {
+					wg.Go(func() { errs[i] = walk() })
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := walk(); err != nil { // from the calendar alone
+					t.Fatal(err)
+				}
+			}
+		}
 	}
 }
