@@ -83,8 +83,18 @@ func RenderPlan(w io.Writer, d *Doc, o RenderOptions) {
 
 func summaryLine(w io.Writer, d *Doc) {
 	s := d.Summary
-	fmt.Fprintf(w, "\nPlan: %d to add, %d to change, %d to destroy. Extracts: %d to fetch, %d to repair, %d blocked.\n",
+	fmt.Fprintf(w, "\nPlan: %d to add, %d to change, %d to destroy. Extracts: %d to fetch, %d to repair, %d blocked",
 		s.Add, s.Change, s.Destroy, s.Extracts[string(providers.Fetch)], s.Extracts[string(providers.Repair)], s.Extracts[string(providers.Blocked)])
+	// The rarer kinds of work are counted only when there is some.
+	for _, k := range []struct {
+		a    providers.InstanceAction
+		what string
+	}{{providers.Request, "to request again"}, {providers.Expire, "to expire"}, {providers.Purge, "to purge"}} {
+		if n := s.Extracts[string(k.a)]; n > 0 {
+			fmt.Fprintf(w, ", %d %s", n, k.what)
+		}
+	}
+	fmt.Fprintf(w, ".\n")
 	if s.Settled > 0 {
 		fmt.Fprintf(w, "Settled (reported, not changes): %d.\n", s.Settled)
 	}
