@@ -434,3 +434,22 @@ thing "all" {
 		t.Errorf("one site failing: %+v, %v; want 1 failed, 2 done, 4 skipped", res, diags)
 	}
 }
+
+// TestSummaryLine: fetches, repairs and blocks are always counted; the
+// rarer work only when there is some.
+func TestSummaryLine(t *testing.T) {
+	for _, tc := range []struct {
+		extracts map[string]int
+		want     string
+	}{
+		{map[string]int{}, "Plan: 0 to add, 1 to change, 0 to destroy. Extracts: 0 to fetch, 0 to repair, 0 blocked.\n"},
+		{map[string]int{"fetch": 2, "request": 1000, "purge": 3}, "Plan: 0 to add, 1 to change, 0 to destroy. Extracts: 2 to fetch, 0 to repair, 0 blocked, 1000 to request again, 3 to purge.\n"},
+		{map[string]int{"expire": 5, "blocked": 1}, "Plan: 0 to add, 1 to change, 0 to destroy. Extracts: 0 to fetch, 0 to repair, 1 blocked, 5 to expire.\n"},
+	} {
+		var buf bytes.Buffer
+		summaryLine(&buf, &Doc{Summary: Summary{Change: 1, Extracts: tc.extracts}})
+		if got := strings.TrimPrefix(buf.String(), "\n"); got != tc.want {
+			t.Errorf("summary:\n got %q\nwant %q", got, tc.want)
+		}
+	}
+}
