@@ -56,6 +56,14 @@ type SQLite struct {
 
 	gen        atomic.Uint64
 	lastSerial atomic.Int64
+
+	// last is what Resources read, kept for one ResourceHeads in the same
+	// generation: a plan asks for both, over thousands of resources.
+	last struct {
+		sync.Mutex
+		gen uint64
+		rs  []Resource
+	}
 }
 
 // Generation: see Store.
@@ -352,17 +360,47 @@ func scanResource(sc interface{ Scan(...any) error }) (Resource, error) {
 
 // Resources returns every resource, ordered by address.
 func (s *SQLite) Resources(ctx context.Context) ([]Resource, error) {
+	gen := s.gen.Load()
 	rows, err := s.query(ctx, `SELECT `+resourceCols+` FROM resources ORDER BY addr`)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, scanResource)
+	rs, err := collect(rows, scanResource)
+	if err == nil {
+		s.last.Lock()
+		s.last.gen, s.last.rs = gen, rs
+		s.last.Unlock()
+	}
+	return rs, err
+}
+
+// lastHeads is ResourceHeads from what Resources read, if nothing was
+// committed since; it lets go of that read either way.
+func (s *SQLite) lastHeads(attrsOf []string) ([]Resource, bool) {
+	s.last.Lock()
+	rs, gen := s.last.rs, s.last.gen
+	s.last.rs = nil
+	s.last.Unlock()
+	if rs == nil || gen != s.gen.Load() {
+		return nil, false
+	}
+	out := make([]Resource, len(rs))
+	for i, r := range rs {
+		out[i] = Resource{Addr: r.Addr, Type: r.Type, Status: r.Status}
+		if slices.Contains(attrsOf, r.Type) {
+			out[i].Attrs = slices.Clone(r.Attrs)
+		}
+	}
+	return out, true
 }
 
 // ResourceHeads returns every resource's address, type and status, and the
 // attributes of those of the given types only: what providers need to know
 // about the rest of state, without decoding thousands of values.
 func (s *SQLite) ResourceHeads(ctx context.Context, attrsOf ...string) ([]Resource, error) {
+	if rs, ok := s.lastHeads(attrsOf); ok {
+		return rs, nil
+	}
 	// SQLite reads a column only when asked for it: the CASE keeps it from
 	// reading thousands of attribute values only to drop them.
 	q := `SELECT addr, type, status, NULL FROM resources ORDER BY addr`

@@ -746,5 +746,22 @@ func TestResourceHeads(t *testing.T) {
 		if got := heads(tc.types...); got != tc.want {
 			t.Errorf("ResourceHeads(%q):\n got %s\nwant %s", tc.types, got, tc.want)
 		}
+		// The same from what Resources read just before.
+		if _, err := s.Resources(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := heads(tc.types...); got != tc.want {
+			t.Errorf("ResourceHeads(%q) after Resources:\n got %s\nwant %s", tc.types, got, tc.want)
+		}
+	}
+	// A commit after Resources is seen.
+	if _, err := s.Resources(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustTx(t, s, func(tx state.Tx) error {
+		return tx.PutResource(state.Resource{Addr: "key.k", Type: "key", Name: "k", Status: state.StatusReady, Attrs: []byte(`{"fingerprint":"G"}`)})
+	})
+	if got, want := heads("key"), `dataset.d dataset ready ; key.k key ready {"fingerprint":"G"}; organisation.a organisation ready `; got != want {
+		t.Errorf("ResourceHeads after a commit:\n got %s\nwant %s", got, want)
 	}
 }
