@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 var emisPatient = HeaderVersion{Name: "5.4", Columns: []string{"PatientGuid", "OrganisationGuid", "NhsNumber", "Deleted"}}
@@ -519,5 +520,45 @@ func TestCheckIntoPending(t *testing.T) {
 	}
 	if p, _ := d.Partials(); len(p) != 0 {
 		t.Errorf("partials left: %v", p)
+	}
+}
+
+// jerkyWriter copies what it is given, now and then slowly, so the tee
+// (source.go) falls behind the parser and chunks queue up.
+type jerkyWriter struct {
+	bytes.Buffer
+	n int
+}
+
+func (w *jerkyWriter) Write(b []byte) (int, error) {
+	if w.n++; w.n%3 == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return w.Buffer.Write(b)
+}
+
+// TestCheckQueuedOutput: with the output slower than the parser, the
+// landed bytes and their hash are still the input's, in order, for both
+// encodings (Windows-1252 decodes into one buffer, which must not be
+// reused before it is written).
+func TestCheckQueuedOutput(t *testing.T) {
+	utf8Data := emisLike(6 << 20)
+	for _, enc := range []Encoding{UTF8, Windows1252} {
+		in, out := utf8Data, utf8Data
+		if enc == Windows1252 {
+			// 0xE9 is "é", two bytes in UTF-8: the output differs.
+			in = bytes.ReplaceAll(utf8Data, []byte("a"), []byte{0xE9})
+			out = bytes.ReplaceAll(utf8Data, []byte("a"), []byte("é"))
+		}
+		spec := CSVSpec{Quote: '"', Encoding: enc}
+		var w jerkyWriter
+		st, err := Check(bytes.NewReader(in), &w, spec)
+		if err != nil {
+			t.Fatalf("%v: %v", enc, err)
+		}
+		want := sha256.Sum256(out)
+		if !bytes.Equal(w.Bytes(), out) || st.SHA256 != hex.EncodeToString(want[:]) || st.Bytes != int64(len(out)) {
+			t.Fatalf("%v: landed %d bytes (hash %s), want %d", enc, w.Len(), st.SHA256, len(out))
+		}
 	}
 }

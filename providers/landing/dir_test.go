@@ -397,3 +397,81 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitEarlySyncs lands a file large enough for early syncs
+// (Pending.Write): it must land whole, and the syncer must be done by the
+// time Commit returns.
+func TestCommitEarlySyncs(t *testing.T) {
+	d, path := openTestDir(t, 0o640, 0o750)
+	p, err := d.Create("big.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	chunk := make([]byte, 300<<10) // not a divisor of syncChunk
+	for i := 0; i < 3*syncChunk/len(chunk); i++ {
+		for j := range chunk {
+			chunk[j] = byte(i + j)
+		}
+		h.Write(chunk)
+		if _, err := p.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.sync == nil {
+		t.Fatal("no early sync was started")
+	}
+	if err := p.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.sync.done:
+	default:
+		t.Fatal("the syncer still runs after Commit")
+	}
+	b, err := os.ReadFile(filepath.Join(path, "big.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sha256.Sum256(b), h.Sum(nil); !bytes.Equal(got[:], want) {
+		t.Fatal("landed bytes differ")
+	}
+}
+
+// TestEarlySyncError: a failed early fsync fails Commit (the kernel
+// reports a write-back error to one fsync only, which may have been the
+// early one) and removes the partial file; Abort stops the syncer too.
+func TestEarlySyncError(t *testing.T) {
+	d, path := openTestDir(t, 0o640, 0o750)
+	errIO := errors.New("input/output error")
+	p, err := d.Create("a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Write([]byte("a,b\n"))
+	p.sync = startSyncer(func() error { return errIO })
+	p.sync.kick()
+	if err := p.Commit(); !errors.Is(err, errIO) {
+		t.Fatalf("Commit: %v, want the early sync's error", err)
+	}
+	if entries, _ := os.ReadDir(path); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+
+	p, err = d.Create("b.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make(chan struct{})
+	p.sync = startSyncer(func() error { <-block; return nil })
+	p.sync.kick()
+	go close(block)
+	if err := p.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.sync.done:
+	default:
+		t.Fatal("the syncer still runs after Abort")
+	}
+}

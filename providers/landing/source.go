@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
@@ -22,7 +23,7 @@ type source struct {
 	tee *tee
 	enc Encoding
 
-	cur   []byte            // the read-ahead buffer being parsed, if any
+	cur   *raBuf            // the read-ahead buffer being parsed, if any
 	keep  [utf8.UTFMax]byte // bytes held back for the next read: a cut rune
 	nkeep int               // or a possible BOM
 	dec   []byte            // Windows-1252 decode buffer
@@ -38,7 +39,7 @@ type source struct {
 	recEnd, limit int64
 }
 
-const readBuffer = 64 << 10
+const readBuffer = 256 << 10
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
@@ -55,7 +56,8 @@ var win1252 = func() (t [256][]byte) {
 }()
 
 func newSource(r io.Reader, w io.Writer, h hash.Hash, enc Encoding, limit int64) *source {
-	s := &source{ra: startReadAhead(r), tee: startTee(w, h), enc: enc, limit: limit}
+	ra := startReadAhead(r)
+	s := &source{ra: ra, tee: startTee(w, h, ra), enc: enc, limit: limit}
 	if enc == Windows1252 {
 		s.dec = make([]byte, 0, 3*readBuffer) // at most 3 UTF-8 bytes per input byte
 	}
@@ -76,17 +78,26 @@ func (s *source) Read(p []byte) (int, error) {
 
 // fill reads the next chunk into pend, or sets err.
 func (s *source) fill() {
-	// The buffers are about to be reused: the last chunk must be written.
-	if err := s.tee.wait(); err != nil {
+	// A write error stops the check; the output is incomplete anyway.
+	if err := s.tee.failed(); err != nil {
 		s.err = err
 		return
+	}
+	if s.enc == Windows1252 {
+		// The decode buffer is about to be reused: its last chunk must
+		// be written.
+		if err := s.tee.flush(); err != nil {
+			s.err = err
+			return
+		}
 	}
 	if s.out-s.recEnd > s.limit+2*readBuffer {
 		s.err = errRecordTooLong
 		return
 	}
-	// Both the parser and the tee are done with the previous buffer.
-	s.ra.recycle(s.cur)
+	// The parser is done with the previous buffer (it copies what it
+	// reads); the tee lets go of it on its own.
+	s.ra.release(s.cur)
 	s.cur = nil
 	c, ok := s.ra.next()
 	if !ok {
@@ -95,8 +106,8 @@ func (s *source) fill() {
 	}
 	s.cur = c.buf
 	// The held-back bytes go in the headroom just before the new data.
-	k := copy(c.buf[readHeadroom-s.nkeep:], s.keep[:s.nkeep])
-	buf := c.buf[readHeadroom-k : readHeadroom+c.n]
+	k := copy(c.buf.b[readHeadroom-s.nkeep:], s.keep[:s.nkeep])
+	buf := c.buf.b[readHeadroom-k : readHeadroom+c.n]
 	rerr := c.err
 	eof := rerr != nil
 	s.nkeep = 0
@@ -128,7 +139,13 @@ func (s *source) fill() {
 		buf = decode1252(s.dec[:0], buf)
 	}
 	if len(buf) > 0 {
-		s.tee.send(buf)
+		if s.enc == Windows1252 {
+			s.tee.send(buf, nil)
+		} else {
+			// The tee holds the buffer until it has written it.
+			s.cur.refs.Add(1)
+			s.tee.send(buf, s.cur)
+		}
 		s.out += int64(len(buf))
 		s.lines += int64(bytes.Count(buf, nl))
 	}
@@ -162,39 +179,47 @@ const readAheadBuffers = 8
 
 // readAhead reads the input on its own goroutine, so the work behind r
 // (for an encrypted file: decryption and inflating) runs on one core while
-// the parser works on another. Buffers cycle between the two through
-// channels, so memory is fixed.
+// the parser works on another. Buffers cycle between the reader, the
+// parser and the tee through channels, so memory is fixed.
 type readAhead struct {
 	full    chan chunk
-	free    chan []byte
+	free    chan *raBuf
 	quit    chan struct{}
 	exited  chan struct{}
 	stopped bool
 }
 
+// raBuf is a read-ahead buffer: readHeadroom bytes, then the data. It
+// goes back to the reader when both the parser and the tee (if it was
+// given the data) let go of it.
+type raBuf struct {
+	b    []byte
+	refs atomic.Int32
+}
+
 type chunk struct {
-	buf []byte // readHeadroom bytes, then n bytes of data
+	buf *raBuf
 	n   int
 	err error
 }
 
 func startReadAhead(r io.Reader) *readAhead {
-	ra := &readAhead{full: make(chan chunk, readAheadBuffers), free: make(chan []byte, readAheadBuffers),
+	ra := &readAhead{full: make(chan chunk, readAheadBuffers), free: make(chan *raBuf, readAheadBuffers),
 		quit: make(chan struct{}), exited: make(chan struct{})}
 	for range readAheadBuffers {
-		ra.free <- make([]byte, readHeadroom+readBuffer)
+		ra.free <- &raBuf{b: make([]byte, readHeadroom+readBuffer)}
 	}
 	go func() {
 		defer close(ra.exited)
 		empty := 0
 		for {
-			var b []byte
+			var b *raBuf
 			select {
 			case b = <-ra.free:
 			case <-ra.quit:
 				return
 			}
-			n, err := r.Read(b[readHeadroom:])
+			n, err := r.Read(b.b[readHeadroom:])
 			if n == 0 && err == nil {
 				// Nothing read: try again, a few times, as bufio does.
 				if empty++; empty < 100 {
@@ -204,6 +229,7 @@ func startReadAhead(r io.Reader) *readAhead {
 				err = io.ErrNoProgress
 			}
 			empty = 0
+			b.refs.Store(1) // the parser's
 			select {
 			case ra.full <- chunk{buf: b, n: n, err: err}:
 			case <-ra.quit:
@@ -233,9 +259,10 @@ func (ra *readAhead) next() (c chunk, ok bool) {
 	}
 }
 
-// recycle hands a drained buffer back to the reader.
-func (ra *readAhead) recycle(b []byte) {
-	if b != nil {
+// release drops one hold on b; the last returns it to the reader. The
+// free channel has room for every buffer, so this never blocks.
+func (ra *readAhead) release(b *raBuf) {
+	if b != nil && b.refs.Add(-1) == 0 {
 		ra.free <- b
 	}
 }
@@ -249,52 +276,77 @@ func (ra *readAhead) stop() {
 	}
 }
 
-// tee writes and hashes each chunk on its own goroutine while the parser
-// works through the same chunk, so hashing and disk writes overlap with
-// parsing (the slower half) on a second core. One chunk is in flight; the
-// source waits for it before it reuses its buffers.
+// tee writes and hashes the chunks on its own goroutine, in order, while
+// the parser works through the same and later chunks, so hashing and disk
+// writes overlap with parsing on a second core. Chunks queue (as many as
+// there are read-ahead buffers, which bound them), so neither side waits
+// for the other chunk by chunk; the tee releases each read-ahead buffer
+// once written.
 type tee struct {
-	work    chan []byte
-	done    chan error
-	busy    bool
+	work    chan teeChunk
+	done    chan struct{} // closed when the goroutine has ended
+	fail    atomic.Bool   // err is set
+	err     error         // first write error, set by the goroutine
 	stopped bool
-	err     error // first write error
 }
 
-func startTee(w io.Writer, h hash.Hash) *tee {
-	t := &tee{work: make(chan []byte), done: make(chan error)}
+type teeChunk struct {
+	data []byte
+	buf  *raBuf        // released once data is written, if not nil
+	ack  chan struct{} // closed when everything before it is written
+}
+
+func startTee(w io.Writer, h hash.Hash, ra *readAhead) *tee {
+	t := &tee{work: make(chan teeChunk, readAheadBuffers+1), done: make(chan struct{})}
 	go func() {
-		for b := range t.work {
-			_, err := w.Write(b)
-			h.Write(b)
-			t.done <- err
+		defer close(t.done)
+		for c := range t.work {
+			if c.ack != nil {
+				close(c.ack)
+				continue
+			}
+			if t.err == nil {
+				if _, err := w.Write(c.data); err != nil {
+					t.err = fmt.Errorf("write output: %w", err)
+					t.fail.Store(true)
+				}
+			}
+			h.Write(c.data)
+			ra.release(c.buf)
 		}
 	}()
 	return t
 }
 
-func (t *tee) send(b []byte) {
-	t.work <- b
-	t.busy = true
-}
+func (t *tee) send(b []byte, buf *raBuf) { t.work <- teeChunk{data: b, buf: buf} }
 
-func (t *tee) wait() error {
-	if t.busy {
-		t.busy = false
-		if err := <-t.done; err != nil && t.err == nil {
-			t.err = fmt.Errorf("write output: %w", err)
-		}
+// failed returns the write error if there has been one so far.
+func (t *tee) failed() error {
+	if t.fail.Load() {
+		return t.err
 	}
-	return t.err
+	return nil
 }
 
+// flush waits until every chunk sent is written and hashed.
+func (t *tee) flush() error {
+	if !t.stopped {
+		ack := make(chan struct{})
+		t.work <- teeChunk{ack: ack}
+		<-ack
+	}
+	return t.failed()
+}
+
+// stop writes what is queued, ends the goroutine and returns the first
+// write error.
 func (t *tee) stop() error {
-	err := t.wait()
 	if !t.stopped {
 		t.stopped = true
 		close(t.work)
+		<-t.done
 	}
-	return err
+	return t.err
 }
 
 // badByte returns the index of the first byte the encoding forbids and

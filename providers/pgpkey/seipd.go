@@ -198,7 +198,10 @@ func parseFast(sp *splice, md *openpgp.MessageDetails) (*fastBody, error) {
 			if err != nil {
 				return nil, err
 			}
-			fb.inflated = bufio.NewReaderSize(dec, 64<<10)
+			// A small buffer: the decompressor decodes no further ahead
+			// than it is asked (so reading the literal header stays within
+			// the recorded bytes), and the body's large reads bypass it.
+			fb.inflated = bufio.NewReaderSize(dec, 512)
 			inner = fb.inflated
 		default:
 			return nil, nil // BZIP2 and unknown: go-crypto decides
@@ -342,6 +345,9 @@ func newSEIPDReader(src io.Reader, block *aescfb.Cipher) *seipdReader {
 }
 
 func (s *seipdReader) Read(b []byte) (int, error) {
+	if len(s.out) == 0 && len(b) >= directRead {
+		return s.readDirect(b)
+	}
 	for len(s.out) == 0 {
 		if s.err != nil {
 			return 0, s.err
@@ -372,6 +378,44 @@ func (s *seipdReader) fill() {
 		s.err = io.ErrUnexpectedEOF // no room for the MDC packet
 	case rerr != nil:
 		s.err = rerr
+	}
+}
+
+// directRead is the smallest read that readDirect serves: below it, a
+// chunk decrypted into pbuf serves many reads.
+const directRead = 4 << 10
+
+// readDirect is fill for a large read with nothing pending: it decrypts
+// into b itself, so the plaintext is not copied again. b receives the
+// withheld tail, then the new plaintext, of which the last bytes are
+// withheld again (b is long enough: len(b) >= directRead > ntail).
+func (s *seipdReader) readDirect(b []byte) (int, error) {
+	for {
+		if s.err != nil {
+			return 0, s.err
+		}
+		n, rerr := s.src.Read(s.cbuf[:min(len(b)-s.ntail, len(s.cbuf))])
+		copy(b, s.tail[:s.ntail])
+		s.xorKeyStream(b[s.ntail:s.ntail+n], s.cbuf[:n])
+		all := b[:s.ntail+n]
+		keep := min(len(all), mdcTrailerSize)
+		ready := all[:len(all)-keep]
+		s.ntail = copy(s.tail[:], all[len(all)-keep:])
+		s.h.Write(ready)
+		if s.skip > 0 {
+			drop := min(s.skip, len(ready))
+			s.skip -= drop
+			ready = ready[:copy(ready, ready[drop:])]
+		}
+		switch {
+		case rerr == io.EOF && (s.ntail < mdcTrailerSize || s.skip > 0):
+			s.err = io.ErrUnexpectedEOF // no room for the MDC packet
+		case rerr != nil:
+			s.err = rerr
+		}
+		if len(ready) > 0 {
+			return len(ready), nil
+		}
 	}
 }
 

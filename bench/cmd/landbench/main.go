@@ -162,11 +162,13 @@ func land(args []string) error {
 		pend.Abort()
 		return err
 	}
+	checked := time.Now()
 	if err := pend.Commit(); err != nil {
 		return err
 	}
 	el := time.Since(start)
-	fmt.Printf("bytes=%d rows=%d sha256=%s seconds=%.3f vmhwm_kib=%d\n", st.Bytes, st.Rows, st.SHA256, el.Seconds(), vmHWM())
+	fmt.Printf("bytes=%d rows=%d sha256=%s seconds=%.3f commit_seconds=%.3f vmhwm_kib=%d\n",
+		st.Bytes, st.Rows, st.SHA256, el.Seconds(), time.Since(checked).Seconds(), vmHWM())
 	return nil
 }
 
