@@ -367,8 +367,13 @@ func (s *SQLite) Resources(ctx context.Context) ([]Resource, error) {
 	}
 	rs, err := collect(rows, scanResource)
 	if err == nil {
+		// The heads are copied: the caller owns rs and may change it.
+		heads := make([]Resource, len(rs))
+		for i, r := range rs {
+			heads[i] = Resource{Addr: r.Addr, Type: r.Type, Status: r.Status, Attrs: r.Attrs}
+		}
 		s.last.Lock()
-		s.last.gen, s.last.rs = gen, rs
+		s.last.gen, s.last.rs = gen, heads
 		s.last.Unlock()
 	}
 	return rs, err
