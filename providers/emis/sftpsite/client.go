@@ -1,6 +1,7 @@
 package sftpsite
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -35,6 +37,9 @@ type Client struct {
 	fingerprint string
 
 	bg sync.WaitGroup // transfers that outlive a cancelled Fetch
+
+	// Fetch attempts read through a raw channel and through pkg/sftp.
+	rawReads, sftpReads atomic.Int64
 }
 
 // session is one SSH connection with its SFTP client.
@@ -46,6 +51,13 @@ type session struct {
 	// reqSize is the size of each read request and conc the number in
 	// flight per file (see requestSize).
 	reqSize, conc int
+
+	// Raw channels (raw.go) for Fetch: idle ones kept for the next
+	// fetch; rawOff when the server refused one, or when the
+	// configuration says to read through pkg/sftp only.
+	rawMu   sync.Mutex
+	rawIdle []*rawChan
+	rawOff  bool
 
 	closeOnce sync.Once
 }
@@ -190,7 +202,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	dl, _ := ctx.Deadline()
 	nc.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	s, err := c.handshake(nc)
+	s, err := c.handshake(&bufConn{Conn: nc, r: bufio.NewReaderSize(nc, connReadBuffer)})
 	if !stop() {
 		if s != nil {
 			s.close()
@@ -205,6 +217,20 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	nc.SetDeadline(time.Time{})
 	return s, nil
 }
+
+// bufConn reads its connection through a large buffer. x/crypto reads
+// each SSH packet with two or three read calls (a 4 KiB bufio.Reader,
+// then the rest of a 32 KiB packet); through this buffer one system call
+// takes whatever has arrived, up to connReadBuffer, for one more copy in
+// memory.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+const connReadBuffer = 256 << 10
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (c *Client) handshake(nc net.Conn) (*session, error) {
 	conn, chans, reqs, err := ssh.NewClientConn(nc, c.addr, c.sshCfg)
@@ -227,7 +253,7 @@ func (c *Client) handshake(nc net.Conn) (*session, error) {
 		sc.Close()
 		return nil, fmt.Errorf("sftpsite: start sftp on %s: %w", c.addr, err)
 	}
-	s := &session{ssh: sc, sftp: fc, dead: make(chan struct{})}
+	s := &session{ssh: sc, sftp: fc, dead: make(chan struct{}), rawOff: c.cfg.noRaw}
 	s.reqSize, s.conc = c.requestSize(sc, fc)
 	go func() {
 		sc.Wait()
@@ -431,6 +457,7 @@ func (c *Client) retryable(s *session, err error) bool {
 	var we *writeError
 	var se *SizeError
 	var st *sftp.StatusError
+	var rst *statusError
 	switch {
 	case errors.As(err, &we), errors.As(err, &se), errors.Is(err, ErrChanged), errors.Is(err, ErrBadName), errors.Is(err, ErrClosed):
 		return false
@@ -440,7 +467,7 @@ func (c *Client) retryable(s *session, err error) bool {
 		return retryableDial(err)
 	case s.isDead():
 		return true
-	case errors.As(err, &st), errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission):
+	case errors.As(err, &st), errors.As(err, &rst), errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission):
 		return false
 	}
 	return true

@@ -144,17 +144,20 @@ func TestTransportFaults(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := testCtx(t)
-			s := startEmissim(t, tc.faults)
-			sum := writeRandom(t, s.dir, name, size, 42)
-			cfg := s.cfg
-			if tc.tune != nil {
-				tc.tune(&cfg)
-			}
-			c := dial(t, ctx, cfg)
-			tc.run(t, ctx, s, c, sum)
-		})
+		for _, p := range readPaths {
+			t.Run(tc.name+"/"+p.name, func(t *testing.T) {
+				ctx := testCtx(t)
+				s := startEmissim(t, tc.faults)
+				sum := writeRandom(t, s.dir, name, size, 42)
+				cfg := p.cfg(s.cfg)
+				if tc.tune != nil {
+					tc.tune(&cfg)
+				}
+				c := dial(t, ctx, cfg)
+				tc.run(t, ctx, s, c, sum)
+				checkPath(t, c, p.raw)
+			})
+		}
 	}
 }
 
@@ -176,28 +179,33 @@ func listSize(t *testing.T, ctx context.Context, c *sftpsite.Client, name string
 // Concurrent fetches share one connection; a drop under one of them is
 // survived by all.
 func TestConcurrentFetchesSurviveDrop(t *testing.T) {
-	ctx := testCtx(t)
-	s := startEmissim(t, emissim.TransportFaults{DropAfterBytes: 512 << 10, DropFile: "b.gpg"})
-	names := []string{"a.gpg", "b.gpg", "c.gpg", "d.gpg"}
-	sums := map[string][32]byte{}
-	for i, n := range names {
-		sums[n] = writeRandom(t, s.dir, n, 3<<20, uint64(100+i))
-	}
-	c := dial(t, ctx, s.cfg)
-	errs := make(chan error, len(names))
-	for _, n := range names {
-		go func() {
-			h := sha256.New()
-			_, err := c.Fetch(ctx, n, h, 3<<20)
-			if err == nil && [32]byte(h.Sum(nil)) != sums[n] {
-				err = errors.New(n + ": sha256 differs")
+	for _, p := range readPaths {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			s := startEmissim(t, emissim.TransportFaults{DropAfterBytes: 512 << 10, DropFile: "b.gpg"})
+			names := []string{"a.gpg", "b.gpg", "c.gpg", "d.gpg"}
+			sums := map[string][32]byte{}
+			for i, n := range names {
+				sums[n] = writeRandom(t, s.dir, n, 3<<20, uint64(100+i))
 			}
-			errs <- err
-		}()
-	}
-	for range names {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
+			c := dial(t, ctx, p.cfg(s.cfg))
+			errs := make(chan error, len(names))
+			for _, n := range names {
+				go func() {
+					h := sha256.New()
+					_, err := c.Fetch(ctx, n, h, 3<<20)
+					if err == nil && [32]byte(h.Sum(nil)) != sums[n] {
+						err = errors.New(n + ": sha256 differs")
+					}
+					errs <- err
+				}()
+			}
+			for range names {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			checkPath(t, c, p.raw)
+		})
 	}
 }

@@ -33,7 +33,7 @@ func (c *Client) Fetch(ctx context.Context, name string, w io.Writer, expectSize
 	var written int64
 	var before os.FileInfo
 	err := c.retry(ctx, func(s *session, wd *watchdog) error {
-		return fetchOnce(s, wd, p, w, expectSize, &written, &before)
+		return c.fetchOnce(s, wd, p, w, expectSize, &written, &before)
 	})
 	if err != nil {
 		return written, fmt.Errorf("sftpsite: fetch %s: %w", name, err)
@@ -48,8 +48,21 @@ func plainName(name string) bool {
 }
 
 // fetchOnce is one attempt, resuming at *written; *before holds the stat
-// of the first attempt.
-func fetchOnce(s *session, wd *watchdog, p string, w io.Writer, expectSize int64, written *int64, before *os.FileInfo) error {
+// of the first attempt. It reads through a raw channel of the session
+// (raw.go, rawfetch.go) where the server serves one, else through
+// pkg/sftp.
+func (c *Client) fetchOnce(s *session, wd *watchdog, p string, w io.Writer, expectSize int64, written *int64, before *os.FileInfo) error {
+	if rc := s.rawChan(); rc != nil {
+		c.rawReads.Add(1)
+		reusable, err := fetchRaw(rc, wd, p, w, expectSize, written, before, s.reqSize, s.conc)
+		if reusable {
+			s.putRaw(rc)
+		} else {
+			rc.close()
+		}
+		return err
+	}
+	c.sftpReads.Add(1)
 	f, err := s.sftp.Open(p)
 	if err != nil {
 		return err
@@ -59,6 +72,23 @@ func fetchOnce(s *session, wd *watchdog, p string, w io.Writer, expectSize int64
 	if err != nil {
 		return err
 	}
+	if err := checkBefore(st, expectSize, before); err != nil {
+		return err
+	}
+	past, err := copyRange(f, wd, w, st.Size(), written, s.reqSize, s.conc)
+	if err != nil {
+		return err
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return checkAfter(after, p, *before, *written, past)
+}
+
+// checkBefore compares the first stat of an attempt with the listing
+// (first attempt) or the first attempt's stat (a resume).
+func checkBefore(st os.FileInfo, expectSize int64, before *os.FileInfo) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("not a regular file (%s)", st.Mode())
 	}
@@ -71,23 +101,21 @@ func fetchOnce(s *session, wd *watchdog, p string, w io.Writer, expectSize int64
 		return fmt.Errorf("%w: size %d, mtime %s before reconnecting; size %d, mtime %s after",
 			ErrChanged, (*before).Size(), (*before).ModTime(), st.Size(), st.ModTime())
 	}
-	past, err := copyRange(f, wd, w, st.Size(), written, s.reqSize, s.conc)
-	if err != nil {
-		return err
-	}
-	after, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if changed(*before, after) {
+	return nil
+}
+
+// checkAfter compares the stat after the read with the first one and the
+// bytes read with the size.
+func checkAfter(after os.FileInfo, p string, before os.FileInfo, written int64, past bool) error {
+	if changed(before, after) {
 		return fmt.Errorf("%w during the read: size %d→%d, mtime %s→%s",
-			ErrChanged, (*before).Size(), after.Size(), (*before).ModTime(), after.ModTime())
+			ErrChanged, before.Size(), after.Size(), before.ModTime(), after.ModTime())
 	}
 	switch {
 	case past:
-		return &SizeError{Name: p, Want: after.Size(), Got: *written + 1}
-	case *written != after.Size():
-		return &SizeError{Name: p, Want: after.Size(), Got: *written}
+		return &SizeError{Name: p, Want: after.Size(), Got: written + 1}
+	case written != after.Size():
+		return &SizeError{Name: p, Want: after.Size(), Got: written}
 	}
 	return nil
 }

@@ -72,13 +72,16 @@ func TestShortReads(t *testing.T) {
 	for _, size := range []int64{0, 1, 32 << 10, 261120, 261121, 5<<20 + 12345} {
 		sum := writeRandom(t, dir, name, size, uint64(size))
 		for _, rs := range []int{0, 65536, 261120} {
-			c := cfg
-			c.MaxPacket, c.Concurrency = rs, 3
-			cl := dial(t, ctx, c)
-			if got := fetchSum(t, ctx, cl, name, size); got != sum {
-				t.Fatalf("size %d, request size %d: sha256 differs", size, rs)
+			for _, p := range readPaths {
+				c := p.cfg(cfg)
+				c.MaxPacket, c.Concurrency = rs, 3
+				cl := dial(t, ctx, c)
+				if got := fetchSum(t, ctx, cl, name, size); got != sum {
+					t.Fatalf("%s: size %d, request size %d: sha256 differs", p.name, size, rs)
+				}
+				checkPath(t, cl, p.raw)
+				cl.Close()
 			}
-			cl.Close()
 		}
 	}
 }
@@ -96,22 +99,26 @@ func TestSizeError(t *testing.T) {
 		{"more bytes than its size, at a request boundary", 2 * 65536},
 		{"fewer bytes than its size", int64(len(data)) + 10},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := &lyingFS{data: data, size: tc.statSize, mtime: time.Unix(1700000000, 0)}
-			cfg := startGoServer(t, "/", func(ch ssh.Channel) {
-				rs := sftp.NewRequestServer(ch, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
-				rs.Serve()
-				rs.Close()
+		for _, p := range readPaths {
+			t.Run(tc.name+"/"+p.name, func(t *testing.T) {
+				h := &lyingFS{data: data, size: tc.statSize, mtime: time.Unix(1700000000, 0)}
+				cfg := startGoServer(t, "/", func(ch ssh.Channel) {
+					rs := sftp.NewRequestServer(ch, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
+					rs.Serve()
+					rs.Close()
+				})
+				cfg = p.cfg(cfg)
+				cfg.MaxPacket, cfg.Retries = 65536, -1
+				c := dial(t, ctx, cfg)
+				_, err := c.Fetch(ctx, "f.csv.gpg", io.Discard, tc.statSize)
+				var se *sftpsite.SizeError
+				if !errors.As(err, &se) || se.Want != tc.statSize {
+					t.Fatalf("err = %v, want a SizeError with size %d", err, tc.statSize)
+				}
+				checkPath(t, c, p.raw)
+				t.Log(err)
 			})
-			cfg.MaxPacket, cfg.Retries = 65536, -1
-			c := dial(t, ctx, cfg)
-			_, err := c.Fetch(ctx, "f.csv.gpg", io.Discard, tc.statSize)
-			var se *sftpsite.SizeError
-			if !errors.As(err, &se) || se.Want != tc.statSize {
-				t.Fatalf("err = %v, want a SizeError with size %d", err, tc.statSize)
-			}
-			t.Log(err)
-		})
+		}
 	}
 }
 
@@ -166,6 +173,13 @@ func (f fileInfo) Sys() any           { return nil }
 // it with RemoteDir dir. The server stops at the end of the test.
 func startGoServer(t *testing.T, dir string, serve func(ssh.Channel)) sftpsite.Config {
 	t.Helper()
+	return startGoServerWith(t, dir, 0, serve)
+}
+
+// startGoServerWith is startGoServer with a limit on the session channels
+// one connection may open (0: none), as OpenSSH's MaxSessions.
+func startGoServerWith(t *testing.T, dir string, maxSessions int, serve func(ssh.Channel)) sftpsite.Config {
+	t.Helper()
 	hostKey, err := ssh.NewSignerFromKey(newKey(t))
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +223,7 @@ func startGoServer(t *testing.T, dir string, serve func(ssh.Channel)) sftpsite.C
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				serveConn(nc, sc, serve)
+				serveConn(nc, sc, maxSessions, serve)
 			}()
 		}
 	}()
@@ -220,7 +234,7 @@ func startGoServer(t *testing.T, dir string, serve func(ssh.Channel)) sftpsite.C
 	return cfg
 }
 
-func serveConn(nc net.Conn, sc *ssh.ServerConfig, serve func(ssh.Channel)) {
+func serveConn(nc net.Conn, sc *ssh.ServerConfig, maxSessions int, serve func(ssh.Channel)) {
 	defer nc.Close()
 	_, chans, reqs, err := ssh.NewServerConn(nc, sc)
 	if err != nil {
@@ -229,9 +243,14 @@ func serveConn(nc net.Conn, sc *ssh.ServerConfig, serve func(ssh.Channel)) {
 	go ssh.DiscardRequests(reqs)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	sessions := 0
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			nch.Reject(ssh.UnknownChannelType, "session only")
+			continue
+		}
+		if sessions++; maxSessions > 0 && sessions > maxSessions {
+			nch.Reject(ssh.Prohibited, "too many sessions")
 			continue
 		}
 		ch, creqs, err := nch.Accept()

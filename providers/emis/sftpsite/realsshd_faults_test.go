@@ -55,41 +55,48 @@ func TestRealSSHDTransportFaults(t *testing.T) {
 		}
 	}
 
-	t.Run("dropped mid-file", func(t *testing.T) {
-		c := cfg
-		c.Retries, c.Backoff = 3, 50*time.Millisecond
-		cl, err := sftpsite.Dial(testCtx(t), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		w := &onBytes{n: 4 << 20, fn: func() { signal(syscall.SIGKILL) }}
-		n, err := cl.Fetch(testCtx(t), "big.csv.gpg", w, int64(len(data)))
-		if signalled == 0 {
-			t.Fatal("no sshd session process was found to kill: the drop did not happen")
-		}
-		if err != nil || n != int64(len(data)) || sha256.Sum256(w.buf.Bytes()) != sha256.Sum256(data) {
-			t.Fatalf("fetch after a drop: n=%d err=%v", n, err)
-		}
-	})
+	for _, p := range readPaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Run("dropped mid-file", func(t *testing.T) {
+				signalled = 0
+				c := p.cfg(cfg)
+				c.Retries, c.Backoff = 3, 50*time.Millisecond
+				cl, err := sftpsite.Dial(testCtx(t), c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				w := &onBytes{n: 4 << 20, fn: func() { signal(syscall.SIGKILL) }}
+				n, err := cl.Fetch(testCtx(t), "big.csv.gpg", w, int64(len(data)))
+				if signalled == 0 {
+					t.Fatal("no sshd session process was found to kill: the drop did not happen")
+				}
+				if err != nil || n != int64(len(data)) || sha256.Sum256(w.buf.Bytes()) != sha256.Sum256(data) {
+					t.Fatalf("fetch after a drop: n=%d err=%v", n, err)
+				}
+				checkPath(t, cl, p.raw)
+			})
 
-	t.Run("stalled past the idle timeout", func(t *testing.T) {
-		c := cfg
-		c.Retries, c.IdleTimeout = -1, 500*time.Millisecond
-		cl, err := sftpsite.Dial(testCtx(t), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		defer signal(syscall.SIGCONT)
-		w := &onBytes{n: 2 << 20, fn: func() { signal(syscall.SIGSTOP) }}
-		start := time.Now()
-		_, err = cl.Fetch(testCtx(t), "big.csv.gpg", w, int64(len(data)))
-		if !errors.Is(err, sftpsite.ErrIdle) {
-			t.Fatalf("want ErrIdle, got %v", err)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("took %s to notice the stall", d)
-		}
-	})
+			t.Run("stalled past the idle timeout", func(t *testing.T) {
+				c := p.cfg(cfg)
+				c.Retries, c.IdleTimeout = -1, 500*time.Millisecond
+				cl, err := sftpsite.Dial(testCtx(t), c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				defer signal(syscall.SIGCONT)
+				w := &onBytes{n: 2 << 20, fn: func() { signal(syscall.SIGSTOP) }}
+				start := time.Now()
+				_, err = cl.Fetch(testCtx(t), "big.csv.gpg", w, int64(len(data)))
+				if !errors.Is(err, sftpsite.ErrIdle) {
+					t.Fatalf("want ErrIdle, got %v", err)
+				}
+				if d := time.Since(start); d > 10*time.Second {
+					t.Errorf("took %s to notice the stall", d)
+				}
+				checkPath(t, cl, p.raw)
+			})
+		})
+	}
 }

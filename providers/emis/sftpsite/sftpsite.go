@@ -1,6 +1,9 @@
 // Package sftpsite is the client im1 uses against an EMIS secure SFTP site:
-// it lists the one flat remote directory and downloads files with pkg/sftp
-// over golang.org/x/crypto/ssh.
+// it lists the one flat remote directory with pkg/sftp over
+// golang.org/x/crypto/ssh, and downloads files through SFTP channels of
+// its own on the same connection (raw.go: OPEN, FSTAT, READ and CLOSE,
+// each reply read straight into its buffer), or through pkg/sftp where
+// the server will not open one.
 //
 // What it promises (faults.md §1.4, §1.5, §4.2 rows 6, 7, 26):
 //   - the server's host key is pinned (authorized_keys lines or a known_hosts
@@ -77,6 +80,9 @@ type Config struct {
 
 	// Getenv reads PassphraseEnv and SSH_AUTH_SOCK (os.Getenv if nil).
 	Getenv func(string) string
+
+	// noRaw reads files through pkg/sftp only (tests of that path).
+	noRaw bool
 }
 
 // Defaults.

@@ -425,67 +425,73 @@ func (w *appendOnFirstWrite) Write(p []byte) (int, error) {
 }
 
 func TestChangedAndRefused(t *testing.T) {
+	for _, srv := range servers {
+		for _, path := range readPaths {
+			t.Run(srv.name+"/"+path.name, func(t *testing.T) {
+				testChangedAndRefused(t, srv, path.cfg)
+			})
+		}
+	}
+}
+
+func testChangedAndRefused(t *testing.T, srv server, pathCfg func(sftpsite.Config) sftpsite.Config) {
 	const name = "291_Admin_Patient_20261121090000_45E7CD20-EE37-41AB-90D6-DC9D4B03D102.csv.gpg"
 	const size = 1 << 20
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			ctx := testCtx(t)
-			s := srv.start(t, emissim.TransportFaults{})
-			writeRandom(t, s.dir, name, size, 7)
-			// A file one level up, which no name may reach.
-			writeRandom(t, filepath.Dir(s.dir), "outside.csv.gpg", 10, 8)
-			c := dial(t, ctx, s.cfg)
+	ctx := testCtx(t)
+	s := srv.start(t, emissim.TransportFaults{})
+	writeRandom(t, s.dir, name, size, 7)
+	// A file one level up, which no name may reach.
+	writeRandom(t, filepath.Dir(s.dir), "outside.csv.gpg", 10, 8)
+	c := dial(t, ctx, pathCfg(s.cfg))
 
-			t.Run("size differs from listing", func(t *testing.T) {
-				_, err := c.Fetch(ctx, name, io.Discard, size-1)
-				if !errors.Is(err, sftpsite.ErrChanged) {
-					t.Fatalf("err = %v, want ErrChanged", err)
-				}
-			})
-			t.Run("size changed during read", func(t *testing.T) {
-				_, err := c.Fetch(ctx, name, &appendOnFirstWrite{path: filepath.Join(s.dir, name)}, size)
-				if !errors.Is(err, sftpsite.ErrChanged) {
-					t.Fatalf("err = %v, want ErrChanged", err)
-				}
-			})
-			t.Run("missing file", func(t *testing.T) {
-				_, err := c.Fetch(ctx, "absent.csv.gpg", io.Discard, -1)
-				if !errors.Is(err, os.ErrNotExist) {
-					t.Fatalf("err = %v, want not exist", err)
-				}
-			})
-			for _, bad := range []string{"../outside.csv.gpg", "a/../../outside.csv.gpg", "/etc/passwd", "..", ".", "", "a\\b", "x\x00y"} {
-				t.Run("bad name "+strings.ReplaceAll(bad, "/", "∕"), func(t *testing.T) {
-					_, err := c.Fetch(ctx, bad, io.Discard, -1)
-					if !errors.Is(err, sftpsite.ErrBadName) {
-						t.Fatalf("Fetch(%q) err = %v, want ErrBadName", bad, err)
-					}
-				})
+	t.Run("size differs from listing", func(t *testing.T) {
+		_, err := c.Fetch(ctx, name, io.Discard, size-1)
+		if !errors.Is(err, sftpsite.ErrChanged) {
+			t.Fatalf("err = %v, want ErrChanged", err)
+		}
+	})
+	t.Run("size changed during read", func(t *testing.T) {
+		_, err := c.Fetch(ctx, name, &appendOnFirstWrite{path: filepath.Join(s.dir, name)}, size)
+		if !errors.Is(err, sftpsite.ErrChanged) {
+			t.Fatalf("err = %v, want ErrChanged", err)
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		_, err := c.Fetch(ctx, "absent.csv.gpg", io.Discard, -1)
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("err = %v, want not exist", err)
+		}
+	})
+	for _, bad := range []string{"../outside.csv.gpg", "a/../../outside.csv.gpg", "/etc/passwd", "..", ".", "", "a\\b", "x\x00y"} {
+		t.Run("bad name "+strings.ReplaceAll(bad, "/", "∕"), func(t *testing.T) {
+			_, err := c.Fetch(ctx, bad, io.Discard, -1)
+			if !errors.Is(err, sftpsite.ErrBadName) {
+				t.Fatalf("Fetch(%q) err = %v, want ErrBadName", bad, err)
 			}
-			t.Run("server refuses writes", func(t *testing.T) {
-				raw := rawClient(t, s)
-				p := s.cfg.RemoteDir + "/new.csv.gpg"
-				if f, err := raw.Create(p); err == nil {
-					f.Close()
-					t.Fatal("Create succeeded on a read-only site")
-				}
-				if _, err := os.Stat(filepath.Join(s.dir, "new.csv.gpg")); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("file created: %v", err)
-				}
-				target := s.cfg.RemoteDir + "/" + name
-				for op, err := range map[string]error{
-					"remove": raw.Remove(target),
-					"rename": raw.Rename(target, target+".x"),
-					"chmod":  raw.Chmod(target, 0o777),
-					"mkdir":  raw.Mkdir(s.cfg.RemoteDir + "/d"),
-				} {
-					if err == nil {
-						t.Errorf("%s succeeded on a read-only site", op)
-					}
-				}
-			})
 		})
 	}
+	t.Run("server refuses writes", func(t *testing.T) {
+		raw := rawClient(t, s)
+		p := s.cfg.RemoteDir + "/new.csv.gpg"
+		if f, err := raw.Create(p); err == nil {
+			f.Close()
+			t.Fatal("Create succeeded on a read-only site")
+		}
+		if _, err := os.Stat(filepath.Join(s.dir, "new.csv.gpg")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("file created: %v", err)
+		}
+		target := s.cfg.RemoteDir + "/" + name
+		for op, err := range map[string]error{
+			"remove": raw.Remove(target),
+			"rename": raw.Rename(target, target+".x"),
+			"chmod":  raw.Chmod(target, 0o777),
+			"mkdir":  raw.Mkdir(s.cfg.RemoteDir + "/d"),
+		} {
+			if err == nil {
+				t.Errorf("%s succeeded on a read-only site", op)
+			}
+		}
+	})
 }
 
 func rawClient(t *testing.T, s *site) *sftp.Client {
