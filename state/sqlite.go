@@ -721,6 +721,9 @@ func (s *SQLite) Tx(ctx context.Context, fn func(Tx) error) (err error) {
 	}
 	err = sqlTx.Commit()
 	s.gen.Add(1) // even a failed commit may have changed what is stored
+	s.last.Lock()
+	s.last.rs = nil // stale now: let it go
+	s.last.Unlock()
 	if err != nil {
 		return fmt.Errorf("state: commit: %w", err)
 	}
