@@ -43,6 +43,10 @@ type LoadOptions struct {
 	// Environ lists the environment to find IM1_VAR_* in; nil means
 	// os.Environ() (or, when only Getenv is injected, whatever it returns).
 	Environ []string
+	// Settled, when set, is called once the im1 block is decoded without
+	// errors, before the resources are validated: work that needs only
+	// the settings (reading state) can start while validation runs.
+	Settled func(*Settings)
 }
 
 // Config is a loaded configuration.
@@ -198,6 +202,9 @@ func (l *loader) load(dir string) {
 	}
 	l.variableValues()
 	l.decodeSettings()
+	if l.opts.Settled != nil && !l.diags.HasErrors() && l.cfg.Settings != nil {
+		l.opts.Settled(l.cfg.Settings)
+	}
 	for _, r := range l.cfg.Resources {
 		l.references(r)
 	}

@@ -453,3 +453,54 @@ func TestSummaryLine(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyState: a plan that reads state during Load plans exactly as one
+// that does not; a commit between Load and Plan is not missed; no state
+// yet, and a read-write open after it, work as without it.
+func TestEarlyState(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, chain)
+	// No state yet.
+	e, p := f.plan(Options{EarlyState: true})
+	if got := actions(p); got["thing.a"] != providers.Create || len(got) != 4 {
+		t.Fatalf("plan without state: %v", got)
+	}
+	e.Close()
+	if _, diags := f.apply(Options{}); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	// Settled state: the same (empty) plan either way.
+	for _, early := range []bool{false, true} {
+		e, p := f.plan(Options{EarlyState: early})
+		if !p.Empty() {
+			t.Errorf("early %v: plan after apply is not empty: %v", early, actions(p))
+		}
+		e.Close()
+	}
+	// Read during Load, then another handle commits before Plan.
+	f.write(strings.Replace(chain, `thing "solo" { value = "solo" }`, `thing "solo" { value = "solo2" }`, 1))
+	e = f.engine(Options{EarlyState: true})
+	if err := e.OpenState(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, diags := f.apply(Options{}); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	p, diags := e.Plan(ctx)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if !p.Empty() {
+		t.Errorf("a plan after another handle applied the change still shows it: %v", actions(p))
+	}
+	e.Close()
+	// Loaded with EarlyState, opened read-write: the early store is let go.
+	e = f.engine(Options{EarlyState: true})
+	if err := e.OpenState(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Lock(ctx, "apply"); err != nil {
+		t.Fatalf("read-write open after an early read: %v", err)
+	}
+	e.Close()
+}

@@ -138,18 +138,28 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 		RefreshOnly: e.opts.RefreshOnly,
 	}
 	var diags hcl.Diagnostics
+	var pre []state.Resource
 	if e.store != nil {
 		// Reading the serial lets the store's generation notice another
 		// process's commits since this engine last looked, so that what
 		// providers cached from state is read again.
-		if _, err := e.store.Serial(ctx); err != nil {
+		serial, err := e.store.Serial(ctx)
+		if err != nil {
 			return nil, diags.Append(errDiag("Reading state failed", err.Error()))
+		}
+		// The resources read during Load serve if nothing was committed
+		// since (the serial read before them is still the serial).
+		if r := e.earlyRes; r != nil {
+			if r.serial == serial {
+				pre = r.rs
+			}
+			e.earlyRes = nil
 		}
 	}
 	// State is read while the first block is evaluated: evaluating needs
 	// no state, and reading thousands of resources is a single-threaded
 	// SQLite scan.
-	read := e.readPriors(ctx)
+	read := e.readPriors(ctx, pre)
 	var priors map[string]*state.Resource
 	var priorDeps map[string][]string
 	pl := &planner{e: e, values: map[string]cty.Value{}, instances: map[string][]string{}, keys: map[string]map[string]string{}, failed: map[string]bool{}}
@@ -285,17 +295,21 @@ func (e *Engine) Plan(ctx context.Context) (*Plan, hcl.Diagnostics) {
 	return plan, diags
 }
 
-// readPriors starts reading every resource in state and returns a function
-// that waits for them, by address, with their dependencies.
-func (e *Engine) readPriors(ctx context.Context) func() (map[string]*state.Resource, map[string][]string, error) {
+// readPriors starts reading every resource in state (unless pre holds
+// them already) and returns a function that waits for them, by address,
+// with their dependencies.
+func (e *Engine) readPriors(ctx context.Context, pre []state.Resource) func() (map[string]*state.Resource, map[string][]string, error) {
 	type result struct {
 		rs  []state.Resource
 		err error
 	}
 	ch := make(chan result, 1)
-	if e.store == nil {
+	switch {
+	case e.store == nil:
 		ch <- result{}
-	} else {
+	case pre != nil:
+		ch <- result{rs: pre}
+	default:
 		go func() {
 			rs, err := e.store.Resources(ctx)
 			ch <- result{rs, err}

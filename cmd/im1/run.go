@@ -60,6 +60,8 @@ func (c *cli) loadWith(rf *runFlags, op string, progress providers.Progress) (*r
 		Now:       now(),
 		Log:       c.log,
 		Operation: op,
+		// A plan opens state read-only: it may read it during Load.
+		EarlyState: op == "plan",
 	}
 	if rf != nil {
 		opts.Vars = rf.vars
