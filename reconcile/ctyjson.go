@@ -174,29 +174,20 @@ func appendValue(dst []byte, v cty.Value, ty cty.Type) ([]byte, error) {
 			return strconv.AppendInt(dst, i, 10), nil // what Append prints, at a fraction of its cost
 		}
 		return f.Append(dst, 'f', -1), nil
-	case ty.IsListType() || ty.IsSetType():
-		ety := ty.ElementType()
-		dst = append(dst, '[')
-		first := true
-		for it := v.ElementIterator(); it.Next(); {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			_, ev := it.Element()
-			if dst, err = appendValue(dst, ev, ety); err != nil {
-				return dst, err
-			}
+	case ty.IsListType() || ty.IsSetType() || ty.IsTupleType():
+		// A tuple's elements each have their own type; the others share one.
+		elemType := func(int) cty.Type { return ty.ElementType() }
+		if ty.IsTupleType() {
+			elemType = func(i int) cty.Type { return ty.TupleElementTypes()[i] }
 		}
-		return append(dst, ']'), nil
-	case ty.IsTupleType():
-		etys := ty.TupleElementTypes()
 		dst = append(dst, '[')
-		for i := range etys {
+		i := 0
+		for it := v.ElementIterator(); it.Next(); i++ {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			if dst, err = appendValue(dst, v.Index(cty.NumberIntVal(int64(i))), etys[i]); err != nil {
+			_, ev := it.Element()
+			if dst, err = appendValue(dst, ev, elemType(i)); err != nil {
 				return dst, err
 			}
 		}
