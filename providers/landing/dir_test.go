@@ -407,9 +407,10 @@ func TestCommitEarlySyncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.syncEvery = 1 << 20 // syncChunk would write hundreds of MiB
 	h := sha256.New()
-	chunk := make([]byte, 300<<10) // not a divisor of syncChunk
-	for i := 0; i < 3*syncChunk/len(chunk); i++ {
+	chunk := make([]byte, 300<<10) // not a divisor of syncEvery
+	for i := 0; i < 3*int(p.syncEvery)/len(chunk); i++ {
 		for j := range chunk {
 			chunk[j] = byte(i + j)
 		}

@@ -144,7 +144,10 @@ func Decrypt(r io.Reader, opts DecryptOptions) (pt *Plaintext, err error) {
 		max = DefaultMaxDecompressed
 	}
 	src := &srcReader{r: r}
-	br := bufio.NewReaderSize(src, 1<<20)
+	// Smaller than the fast path's reads (seipdChunk), so once the headers
+	// are parsed bufio hands those reads straight to src instead of
+	// copying every ciphertext byte through its buffer.
+	br := bufio.NewReaderSize(src, seipdChunk/2)
 	head, _ := br.Peek(1024)
 	if len(head) == 0 {
 		if src.err == nil {
