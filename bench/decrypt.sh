@@ -80,6 +80,16 @@ run_gpg() { # $1 mode; prints seconds
 	t1=$EPOCHREALTIME
 	elapsed "$t0" "$t1"
 }
+run_gpgsync() { # $1 mode; prints seconds: gpg, then `sync FILE` (fsync), the
+	# durable form a script needs before it may call the file landed
+	local t0 t1
+	rm -f "$work/out/gpg.csv"
+	t0=$EPOCHREALTIME
+	gpgq --decrypt -o "$work/out/gpg.csv" "$work/$1.gpg" 2>/dev/null
+	sync "$work/out/gpg.csv"
+	t1=$EPOCHREALTIME
+	elapsed "$t0" "$t1"
+}
 run_im1() { # $1 mode; prints seconds (whole process: key unlock included)
 	local t0 t1 line
 	rm -rf "$work/out/land"
@@ -96,18 +106,24 @@ for m in $modes; do
 	run_gpg "$m" >/dev/null # warm up both (page cache, gpg-agent)
 	[ "$(sha256sum <"$work/out/gpg.csv" | cut -d' ' -f1)" = "$want" ] || die "gpg output differs from the plaintext"
 	run_im1 "$m" >/dev/null
-	g=() l=()
+	g=() l=() d=()
 	for i in $(seq "$runs"); do
-		if [ $((i % 2)) = 1 ]; then a=$(run_gpg "$m"); b=$(run_im1 "$m"); else b=$(run_im1 "$m"); a=$(run_gpg "$m"); fi
-		g+=("$a") l+=("$b")
-		printf '%s run %d: gpg %ss  landbench %ss\n' "$m" "$i" "$a" "$b"
+		if [ $((i % 2)) = 1 ]; then
+			a=$(run_gpg "$m"); b=$(run_im1 "$m"); c=$(run_gpgsync "$m")
+		else
+			c=$(run_gpgsync "$m"); b=$(run_im1 "$m"); a=$(run_gpg "$m")
+		fi
+		g+=("$a") l+=("$b") d+=("$c")
+		printf '%s run %d: gpg %ss  landbench %ss  gpg+sync %ss\n' "$m" "$i" "$a" "$b" "$c"
 	done
 	gm=$(printf '%s\n' "${g[@]}" | median)
 	lm=$(printf '%s\n' "${l[@]}" | median)
-	awk -v m="$m" -v g="$gm" -v l="$lm" -v b="$bytes" 'BEGIN {
+	dm=$(printf '%s\n' "${d[@]}" | median)
+	awk -v m="$m" -v g="$gm" -v l="$lm" -v d="$dm" -v b="$bytes" 'BEGIN {
 		printf "%s: median gpg %.3f s (%.0f MB/s), landbench %.3f s (%.0f MB/s), throughput ratio landbench/gpg %.2f (>= 1 means im1 is as fast or faster)\n",
-			m, g, b / g / 1e6, l, b / l / 1e6, g / l }'
-	results+=("\"$m\": {\"gpg_s\": $gm, \"landbench_s\": $lm, \"ratio\": $(awk -v g="$gm" -v l="$lm" 'BEGIN { printf "%.3f", g / l }')}")
+			m, g, b / g / 1e6, l, b / l / 1e6, g / l
+		printf "%s: durable reference gpg + sync FILE %.3f s, ratio landbench/(gpg+sync) %.2f (landbench fsyncs what it lands)\n", m, d, d / l }'
+	results+=("\"$m\": {\"gpg_s\": $gm, \"landbench_s\": $lm, \"gpg_sync_s\": $dm, \"ratio\": $(awk -v g="$gm" -v l="$lm" 'BEGIN { printf "%.3f", g / l }'), \"durable_ratio\": $(awk -v d="$dm" -v l="$lm" 'BEGIN { printf "%.3f", d / l }')}")
 done
 
 log "peak RSS for inputs streamed through a pipe (landbench gen | gpg -e --compress-algo zlib | landbench land)"
