@@ -148,6 +148,14 @@ func FuzzQuotedRecords(f *testing.F) {
 	for _, s := range quotedCases {
 		f.Add([]byte(s), byte(','), uint8(0))
 	}
+	// Records for quotedRecords.fast, read into a 4 KiB buffer or into
+	// one that grows from 1 byte, ending in EOF or a read error.
+	for _, s := range fastCases() {
+		for _, cut := range []uint8{0x80 | 63, 6, 0x80 | 64 | 12} {
+			f.Add([]byte(s), byte(','), cut)
+		}
+	}
+	f.Add([]byte(strings.ReplaceAll(emisRow+"\r\n"+emisRow+"\r\n", ",", "|")), byte('|'), uint8(0x80|63))
 	f.Fuzz(func(t *testing.T, in []byte, delim byte, cut uint8) {
 		d := fuzzDelim(delim)
 		chunk := 1 + int(cut&63)
@@ -156,6 +164,11 @@ func FuzzQuotedRecords(f *testing.F) {
 		}
 		bufSize := 1 + int(cut>>7)*4096 // 1 byte (grows) or 4 KiB
 		if err := compareRecords(in, d, chunk, bufSize); err != nil {
+			t.Fatalf("delim %q, chunk %d, buffer %d: %v", d, chunk, bufSize, err)
+		}
+		// And quotedRecords.fast to scan alone, which encoding/csv then
+		// vouches for too.
+		if err := compareFastScan(in, d, chunk, bufSize); err != nil {
 			t.Fatalf("delim %q, chunk %d, buffer %d: %v", d, chunk, bufSize, err)
 		}
 	})
@@ -169,6 +182,10 @@ func FuzzCheckParsers(f *testing.F) {
 		f.Add([]byte(s), byte(','), uint8(0))
 	}
 	f.Add([]byte("n,d,o\n9434765919,true,A\n\"1\",\"\",\"B\"\r\n"), byte(','), uint8(0))
+	// Rows quotedRecords.fast takes, and rows it guesses wrong.
+	f.Add([]byte("\"n\",\"d\",\"o\"\r\n\"9434765919\",\"true\",\"A\"\r\n\"9434765919\",\"false\",\"B\"\r\n"+
+		"\"\",\"\",\"\"\r\n\"943\",\"\",\"\"\",\"\"\r\n\"1\",\"2\",\"3\"\r\n"), byte(','), uint8(31))
+	f.Add([]byte("\"n\",\"d\",\"o\"\n\"1\",\"ab\",\"c\"\n\"1\",\"ab\",\"c\"\n\"\",\"a\",\"b\"\n\"1\",\"a\nb\",\"c\"\n"), byte(','), uint8(32|4))
 	f.Fuzz(func(t *testing.T, in []byte, delim byte, opts uint8) {
 		spec := CSVSpec{Quote: '"', Delimiter: fuzzDelim(delim), NHSColumn: "n", DeletedColumn: "d", DeletedValue: "true", OrgColumn: "o",
 			MaxRowBytes: 8 + int(opts&31)*8}
@@ -267,12 +284,16 @@ func TestQuotedRecordsMatchCSV(t *testing.T) {
 		}
 		ins = append(ins, string(b))
 	}
-	for _, in := range ins {
-		for _, d := range []byte{',', '|', '\t', 'a', ' '} {
-			for _, chunk := range []int{1, 3, 1 << 20, -1, -(1 << 20)} {
-				for _, size := range []int{1, 5, 4096} {
-					if err := compareRecords([]byte(in), d, chunk, size); err != nil {
-						t.Fatalf("%q delim %q chunk %d buffer %d: %v", in, d, chunk, size, err)
+	setQuotedFast(t, true)
+	for _, fast := range []bool{true, false} {
+		quotedFast = fast
+		for _, in := range ins {
+			for _, d := range []byte{',', '|', '\t', 'a', ' '} {
+				for _, chunk := range []int{1, 3, 1 << 20, -1, -(1 << 20)} {
+					for _, size := range []int{1, 5, 4096} {
+						if err := compareRecords([]byte(in), d, chunk, size); err != nil {
+							t.Fatalf("%q delim %q chunk %d buffer %d, fast %v: %v", in, d, chunk, size, fast, err)
+						}
 					}
 				}
 			}
