@@ -7,10 +7,13 @@
 #   bench/fetch.sh [--size MiB] [--runs N] [--cipher aes|chacha]
 #                  [--compress zlib|none] [--rsa] [--tables A,B] [--agent-s2k]
 #                  [--keep] [--json FILE]
+#
+# FETCH_BASE=/path/to/another/im1 also times that build, interleaved in the
+# same rounds (e.g. the previous commit's), and prints its median and ratio.
 set -euo pipefail
 
 size=64 runs=5 cipher=aes compress=zlib algo=curve25519 tables="" agent_s2k=0 keep=0 json=""
-usage() { sed -n '2,9s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) size=$2; shift ;;
@@ -166,12 +169,12 @@ run_reference() {
 	elapsed "$t0" "$t1"
 }
 
-run_im1() {
-	local t0 t1 dirs
+run_im1() { # [binary]: this build's im1 unless given
+	local t0 t1 dirs bin=${1:-$work/bin/im1}
 	cp "$work/state0.db" "$cfg/.im1/state.db"
 	rm -rf "$cfg/.im1/state.db-wal" "$cfg/.im1/state.db-shm" "$cfg/landing" "$cfg/archive"
 	t0=$EPOCHREALTIME
-	im1 apply -auto-approve >"$work/apply.log" 2>&1 || die "im1 apply failed: $(cat "$work/apply.log")"
+	"$bin" -chdir="$cfg" -no-color apply -auto-approve >"$work/apply.log" 2>&1 || die "im1 apply failed: $(cat "$work/apply.log")"
 	t1=$EPOCHREALTIME
 	mapfile -t dirs < <(find "$cfg/landing" -name manifest.json -printf '%h\n')
 	[ "${#dirs[@]}" = 1 ] || die "expected one landed batch, found ${#dirs[@]}: $(cat "$work/apply.log")"
@@ -182,21 +185,32 @@ run_im1() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 log "$runs interleaved runs, $bytes plaintext bytes in $(wc -l <"$work/want.sha256") files ($cipher_bytes ciphertext)"
-ref_times=() im1_times=()
+ref_times=() im1_times=() base_times=()
 for i in $(seq "$runs"); do
 	# Alternate the order so that neither side always runs on a warmer cache.
 	if [ $((i % 2)) = 1 ]; then
 		r=$(run_reference)
 		m=$(run_im1)
+		if [ -n "${FETCH_BASE:-}" ]; then b=$(run_im1 "$FETCH_BASE"); fi
 	else
+		if [ -n "${FETCH_BASE:-}" ]; then b=$(run_im1 "$FETCH_BASE"); fi
 		m=$(run_im1)
 		r=$(run_reference)
 	fi
 	ref_times+=("$r") im1_times+=("$m")
-	printf 'run %d: reference %ss  im1 %ss\n' "$i" "$r" "$m"
+	if [ -n "${FETCH_BASE:-}" ]; then
+		base_times+=("$b")
+		printf 'run %d: reference %ss  im1 %ss  base %ss\n' "$i" "$r" "$m" "$b"
+	else
+		printf 'run %d: reference %ss  im1 %ss\n' "$i" "$r" "$m"
+	fi
 done
 ref_med=$(printf '%s\n' "${ref_times[@]}" | median)
 im1_med=$(printf '%s\n' "${im1_times[@]}" | median)
+if [ -n "${FETCH_BASE:-}" ]; then
+	base_med=$(printf '%s\n' "${base_times[@]}" | median)
+	awk -v r="$ref_med" -v b="$base_med" 'BEGIN { printf "median base (%s): %.3f s, ratio base/reference %.2f\n", ENVIRON["FETCH_BASE"], b, b / r }'
+fi
 awk -v r="$ref_med" -v m="$im1_med" -v b="$bytes" -v c="$cipher_bytes" -v cip="$ciphers" -v z="$compress" \
 	-v a="$algo" -v s="$([ "$agent_s2k" = 1 ] && echo calibrated || echo minimum)" 'BEGIN {
 	printf "plaintext %.1f MB, ciphertext %.1f MB, %s, compress %s, key %s, agent S2K %s\n", b / 1e6, c / 1e6, cip, z, a, s
