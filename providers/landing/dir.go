@@ -30,11 +30,13 @@ const writeBuffer = 128 << 10
 
 // syncChunk is how much a Pending file is written between early syncs
 // (see Pending.Write). Smaller files are synced once, by Commit. Each
-// fsync also commits the journal and flushes the disk's cache, a fixed
-// cost: for a 256 MiB table, 16 MiB steps took 0.58 s and 64 MiB steps
-// 0.54 s, while one fsync at the end left Commit 0.2 s of waiting
-// (bench/README.md, decrypt.sh).
-const syncChunk = 64 << 20
+// fsync also commits the journal and flushes the disk's cache, and
+// writes wait for it: for a 256 MiB table, decrypt + check + land took
+// 0.60 s with 16 MiB steps, 0.56 s with 32 and 0.54-0.55 s with 48-64,
+// while one fsync at the end left Commit 0.2 s of waiting. A batch
+// commits all its files at its end, where bigger steps leave more to
+// sync: 32 MiB keeps most of the gain (bench/README.md, decrypt.sh).
+const syncChunk = 32 << 20
 
 // Dir is a directory tree that every name is resolved inside. It is built
 // on os.Root, so neither ".." nor a symlink planted in the tree can lead
