@@ -9,11 +9,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/im1dev/im1/providers/emis/emissim"
 	"github.com/im1dev/im1/providers/pgpkey"
 	"github.com/im1dev/im1/reconcile"
+	"github.com/im1dev/im1/state"
 )
 
 // Secret hygiene beyond the passphrase: the private key's secret exponent
@@ -86,5 +90,55 @@ func TestNoKeyMaterialInClear(t *testing.T) {
 	})
 	if files < 10 {
 		t.Fatalf("only %d files searched", files)
+	}
+}
+
+// A wrong or missing passphrase at apply stops the fetch with an error
+// that names the variable and never its value, lands nothing, and the
+// next apply with the right one converges. Nothing is fetched with a key
+// that cannot be unlocked.
+func TestApplyWrongPassphrase(t *testing.T) {
+	w := newWorld(t, emissim.TransportFaults{})
+	w.now = at("2026-11-20", 9, 0)
+	w.mustApply()
+	if _, err := w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ pass, want string }{
+		{"not the passphrase 91c2", "unlocking with IM1_KEY_PASSPHRASE"},
+		{"", "environment variable IM1_KEY_PASSPHRASE is empty"},
+	} {
+		w.pass = &tc.pass
+		var text strings.Builder
+		for _, d := range w.apply() {
+			if d.Severity == hcl.DiagError {
+				text.WriteString(d.Summary + ": " + d.Detail + "\n")
+			}
+		}
+		got := text.String()
+		if !strings.Contains(got, "unlocking the recipient keys") || !strings.Contains(got, tc.want) {
+			t.Errorf("passphrase %q: errors %q, want %q", tc.pass, got, tc.want)
+		}
+		if tc.pass != "" && strings.Contains(got, tc.pass) {
+			t.Errorf("the error shows the passphrase: %q", got)
+		}
+		if ds := w.deliveries(); len(ds) != 0 {
+			t.Errorf("passphrase %q: deliveries %+v, want none", tc.pass, ds)
+		}
+		if files := w.landedFiles(); len(files) != 0 {
+			t.Errorf("passphrase %q: landed %v", tc.pass, files)
+		}
+		if arch, _ := filepath.Glob(filepath.Join(w.dir, "archive", "*", "*", "*", "*")); len(arch) != 0 {
+			t.Errorf("passphrase %q: fetched %v", tc.pass, arch)
+		}
+	}
+	w.pass = nil
+	w.mustApply()
+	if ds := w.deliveries(); len(ds) != 1 || ds[0].Status != state.DeliveryLanded {
+		t.Fatalf("after the right passphrase: deliveries %+v", ds)
+	}
+	// The archive check above looks where fetched files go.
+	if arch, _ := filepath.Glob(filepath.Join(w.dir, "archive", "*", "*", "*", "*")); len(arch) == 0 {
+		t.Error("nothing archived where the test looks for fetched files")
 	}
 }

@@ -58,6 +58,7 @@ type world struct {
 	user       string
 	extra      string // appended configuration
 	tables     string
+	pass       *string // when set, IM1_KEY_PASSPHRASE holds this instead
 }
 
 func newWorld(t *testing.T, faults emissim.TransportFaults) *world {
@@ -172,6 +173,9 @@ func (w *world) engine() *reconcile.Engine {
 	e, diags := reconcile.Load(reconcile.Options{
 		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now }, PurgeWithdrawn: w.purge, NoRefresh: w.noRefresh,
 		Getenv: func(k string) string {
+			if k == "IM1_KEY_PASSPHRASE" && w.pass != nil {
+				return *w.pass
+			}
 			if k == "IM1_KEY_PASSPHRASE" {
 				return passphrase
 			}
