@@ -162,6 +162,13 @@ extract "core" {
 
 func (w *world) engine() *reconcile.Engine {
 	w.t.Helper()
+	return w.engineFor("")
+}
+
+// engineFor loads the configuration for the operation op ("apply" lets
+// providers start apply-only work while planning, as `im1 apply` does).
+func (w *world) engineFor(op string) *reconcile.Engine {
+	w.t.Helper()
 	cfg := w.rawConfig
 	if cfg == "" {
 		cfg = w.config()
@@ -171,7 +178,7 @@ func (w *world) engine() *reconcile.Engine {
 	}
 	now := w.now
 	e, diags := reconcile.Load(reconcile.Options{
-		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now }, PurgeWithdrawn: w.purge, NoRefresh: w.noRefresh,
+		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now }, PurgeWithdrawn: w.purge, NoRefresh: w.noRefresh, Operation: op,
 		Getenv: func(k string) string {
 			if k == "IM1_KEY_PASSPHRASE" && w.pass != nil {
 				return *w.pass
@@ -207,7 +214,7 @@ func (w *world) plan() *reconcile.Plan {
 func (w *world) apply() hcl.Diagnostics {
 	w.t.Helper()
 	ctx := context.Background()
-	e := w.engine()
+	e := w.engineFor("apply")
 	defer e.Close()
 	if err := e.OpenState(ctx, true); err != nil {
 		w.t.Fatal(err)

@@ -56,6 +56,10 @@ type Env struct {
 	// permission that has ended (apply -purge-withdrawn); off, plan only
 	// lists it.
 	PurgeWithdrawn bool
+	// Applying says the plan being made is an apply's, in the same run: a
+	// provider may start, while planning, work only the apply needs (the
+	// EMIS provider unlocks the recipient keys while it lists the site).
+	Applying bool
 }
 
 // Dirs are the directories of the im1 block, all absolute.

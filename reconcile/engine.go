@@ -140,6 +140,7 @@ func Load(opts Options) (*Engine, hcl.Diagnostics) {
 
 		PurgeWithdrawn: opts.PurgeWithdrawn,
 		NoRefresh:      opts.NoRefresh,
+		Applying:       opts.Operation == "apply",
 	}
 	return e, diags
 }

@@ -39,6 +39,9 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 	}
 	var entries []sftpsite.Entry
 	if !req.Env.NoRefresh {
+		if req.Env.Applying {
+			p.prepareKeys(ctx, req)
+		}
 		var err error
 		if entries, err = p.list(ctx, req.Source, req.Env, false); err != nil {
 			return nil, nil, err
@@ -107,11 +110,7 @@ func (p *Provider) ApplyExtract(ctx context.Context, req *extract.Request, chang
 	defer r.archive.Close()
 	defer r.land.Close()
 	if needSite {
-		fprs := providers.Strings(req.Dataset, "recipient_keys")
-		if len(fprs) == 0 {
-			fprs = providers.Strings(req.Source, "recipient_keys")
-		}
-		if r.keys, err = decryptionKeys(ctx, env, fprs); err != nil {
+		if r.keys, err = p.decryptionKeys(ctx, req); err != nil {
 			return fail("unlocking the recipient keys", err)
 		}
 		if f := providers.String(req.Source, "sender_key_file"); f != "" {

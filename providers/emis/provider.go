@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/im1dev/im1/providers"
@@ -25,6 +26,13 @@ type Provider struct {
 	listings map[string]*listing
 	// Workers bounds concurrent file transfers per batch (default 4).
 	Workers int
+
+	// unlocking holds the key unlocks prepareKeys started, by the
+	// extract's fingerprints, until ApplyExtract takes them.
+	unlocking struct {
+		sync.Mutex
+		m map[string]func() (openpgp.EntityList, error)
+	}
 
 	// handoffs holds every public-key handoff by site, read once per
 	// state generation: a plan over thousands of sites asked once per site.
