@@ -65,6 +65,12 @@ func recipientKeys(req *extract.Request) []string {
 	return providers.Strings(req.Source, "recipient_keys")
 }
 
+// maxPrepared bounds the unlocks prepareKeys starts and ApplyExtract has
+// not taken yet: a plan over many sites with keys of their own must not
+// run every S2K at once, nor hold keys unlocked for extracts with nothing
+// to fetch. Beyond it, ApplyExtract unlocks as it always could.
+const maxPrepared = 4
+
 // prepareKeys starts unlocking an extract's keys while an apply's plan
 // lists the site: each key's S2K is about 0.1 s of CPU, which otherwise
 // stood between the listing and the first download. It does nothing when
@@ -75,7 +81,7 @@ func (p *Provider) prepareKeys(ctx context.Context, req *extract.Request) {
 	id := strings.Join(fprs, ",")
 	p.unlocking.Lock()
 	defer p.unlocking.Unlock()
-	if _, ok := p.unlocking.m[id]; ok {
+	if _, ok := p.unlocking.m[id]; ok || len(p.unlocking.m) >= maxPrepared {
 		return
 	}
 	wait, err := unlockKeys(ctx, req.Env, fprs)
