@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/im1dev/im1/providers"
 	"github.com/im1dev/im1/providers/emis/emissim"
 	"github.com/im1dev/im1/providers/pgpkey"
 	"github.com/im1dev/im1/reconcile"
@@ -140,5 +142,48 @@ func TestApplyWrongPassphrase(t *testing.T) {
 	// The archive check above looks where fetched files go.
 	if arch, _ := filepath.Glob(filepath.Join(w.dir, "archive", "*", "*", "*", "*")); len(arch) == 0 {
 		t.Error("nothing archived where the test looks for fetched files")
+	}
+}
+
+// An apply starts unlocking the recipient keys before it dials the site,
+// so the S2K (about 0.1 s of CPU) runs while the SSH handshake waits on
+// the network; a plan never unlocks them, so it needs no passphrase.
+func TestApplyUnlocksKeysBeforeDialling(t *testing.T) {
+	w := newWorld(t, emissim.TransportFaults{})
+	w.now = at("2026-11-20", 9, 0)
+	w.mustApply()
+	if _, err := w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reads []int // connections the site had accepted at each passphrase read
+	w.onGetenv = func(k string) {
+		if k == "IM1_KEY_PASSPHRASE" {
+			mu.Lock()
+			reads = append(reads, w.srv.Connections())
+			mu.Unlock()
+		}
+	}
+	if inst := instances(w.plan(), "extract.core"); inst["2026-11-20"].Action != providers.Fetch {
+		t.Fatalf("want a fetch planned, got %+v", inst)
+	}
+	mu.Lock()
+	if len(reads) != 0 {
+		t.Errorf("a plan read the key passphrase %d time(s)", len(reads))
+	}
+	reads = nil
+	mu.Unlock()
+	before := w.srv.Connections()
+	w.mustApply()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reads) == 0 || reads[0] != before {
+		t.Errorf("passphrase reads at site connection counts %v, want the first before this apply's connection (%d)", reads, before)
+	}
+	if got := w.srv.Connections(); got != before+1 {
+		t.Errorf("the apply made %d connections, want 1", got-before)
+	}
+	if ds := w.deliveries(); len(ds) != 1 || ds[0].Status != state.DeliveryLanded {
+		t.Fatalf("deliveries %+v", ds)
 	}
 }

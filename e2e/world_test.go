@@ -59,6 +59,9 @@ type world struct {
 	extra      string // appended configuration
 	tables     string
 	pass       *string // when set, IM1_KEY_PASSPHRASE holds this instead
+	// onGetenv, when set, sees every environment variable the engine
+	// reads (from any goroutine) before it is answered.
+	onGetenv func(string)
 }
 
 func newWorld(t *testing.T, faults emissim.TransportFaults) *world {
@@ -180,6 +183,9 @@ func (w *world) engineFor(op string) *reconcile.Engine {
 	e, diags := reconcile.Load(reconcile.Options{
 		Dir: w.dir, Registry: registry.New(), Now: func() time.Time { return now }, PurgeWithdrawn: w.purge, NoRefresh: w.noRefresh, Operation: op,
 		Getenv: func(k string) string {
+			if w.onGetenv != nil {
+				w.onGetenv(k)
+			}
 			if k == "IM1_KEY_PASSPHRASE" && w.pass != nil {
 				return *w.pass
 			}

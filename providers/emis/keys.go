@@ -71,20 +71,25 @@ func recipientKeys(req *extract.Request) []string {
 // to fetch. Beyond it, ApplyExtract unlocks as it always could.
 const maxPrepared = 4
 
-// prepareKeys starts unlocking an extract's keys while an apply's plan
-// lists the site: each key's S2K is about 0.1 s of CPU, which otherwise
-// stood between the listing and the first download. It does nothing when
-// the keys cannot be found yet (a key created by this apply); ApplyExtract
-// then unlocks them itself and reports any error.
-func (p *Provider) prepareKeys(ctx context.Context, req *extract.Request) {
-	fprs := recipientKeys(req)
-	id := strings.Join(fprs, ",")
+// prepareKeys starts unlocking the keys behind fprs while an apply's plan
+// connects to and lists the site: each key's S2K is about 0.1 s of CPU,
+// which otherwise stood between the listing and the first download. The
+// site's refresh calls it before dialling, so the S2K runs while the SSH
+// handshake waits on the network; the extract's plan calls it again for
+// its own recipient keys (a dataset may name others). It does nothing when
+// the keys cannot be found yet (a key created by this apply);
+// ApplyExtract then unlocks them itself and reports any error.
+func (p *Provider) prepareKeys(ctx context.Context, env *providers.Env, fprs []string) {
+	if len(fprs) == 0 {
+		return
+	}
+	id := keySetID(fprs)
 	p.unlocking.Lock()
 	defer p.unlocking.Unlock()
 	if _, ok := p.unlocking.m[id]; ok || len(p.unlocking.m) >= maxPrepared {
 		return
 	}
-	wait, err := unlockKeys(ctx, req.Env, fprs)
+	wait, err := unlockKeys(ctx, env, fprs)
 	if err != nil {
 		return
 	}
@@ -94,12 +99,15 @@ func (p *Provider) prepareKeys(ctx context.Context, req *extract.Request) {
 	p.unlocking.m[id] = wait
 }
 
+// keySetID names a set of recipient fingerprints, however they are spelt.
+func keySetID(fprs []string) string { return strings.ToUpper(strings.Join(fprs, ",")) }
+
 // decryptionKeys returns an extract's unlocked keys: those prepareKeys
 // started, or unlocked now. The unlocked keys are held no longer than
 // this apply of the extract.
 func (p *Provider) decryptionKeys(ctx context.Context, req *extract.Request) (openpgp.EntityList, error) {
 	fprs := recipientKeys(req)
-	id := strings.Join(fprs, ",")
+	id := keySetID(fprs)
 	p.unlocking.Lock()
 	wait := p.unlocking.m[id]
 	delete(p.unlocking.m, id)

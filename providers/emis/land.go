@@ -37,11 +37,11 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 		// is known only after apply): its deliveries are planned then.
 		return nil, nil, nil
 	}
+	if req.Env.Applying {
+		p.prepareKeys(ctx, req.Env, recipientKeys(req))
+	}
 	var entries []sftpsite.Entry
 	if !req.Env.NoRefresh {
-		if req.Env.Applying {
-			p.prepareKeys(ctx, req)
-		}
 		var err error
 		if entries, err = p.list(ctx, req.Source, req.Env, false); err != nil {
 			return nil, nil, err

@@ -34,6 +34,9 @@ func (s *Site) Refresh(ctx context.Context, req *providers.RefreshRequest) (*pro
 	if req.Config == cty.NilVal || !req.Config.IsKnown() {
 		return resp, nil
 	}
+	if rk := providers.GetAttr(req.Config, "recipient_keys"); req.Env.Applying && rk.IsWhollyKnown() {
+		s.p.prepareKeys(ctx, req.Env, providers.Strings(req.Config, "recipient_keys"))
+	}
 	entries, err := s.p.list(ctx, withAddr(req.Config, req.Addr), req.Env, false)
 	if err != nil {
 		return nil, err
