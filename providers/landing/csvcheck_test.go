@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -561,4 +562,42 @@ func TestCheckQueuedOutput(t *testing.T) {
 			t.Fatalf("%v: landed %d bytes (hash %s), want %d", enc, w.Len(), st.SHA256, len(out))
 		}
 	}
+}
+
+// TestCheckConcurrentReuse: checks running at once share the pooled
+// read-ahead buffers without one seeing another's bytes, whether a check
+// reads to the end or stops early at a bad byte.
+func TestCheckConcurrentReuse(t *testing.T) {
+	base := emisLike(3 << 20) // more than readAheadBuffers buffers' worth: they cycle
+	sizes := []int{200, 300 << 10, len(base)}
+	spec := CSVSpec{Quote: '"'}
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for round := range 8 {
+				in := base[:sizes[(g+round)%len(sizes)]]
+				in = in[:bytes.LastIndex(in, []byte("\r\n"))+2]
+				// Each check's bytes are its own.
+				in = bytes.ReplaceAll(in, []byte("mmol/L"), fmt.Appendf(nil, "u%03d/L", g*8+round))
+				bad := round%3 == 2
+				if bad {
+					in[len(in)/2] = 0
+				}
+				var out bytes.Buffer
+				st, err := Check(bytes.NewReader(in), &out, spec)
+				if bad {
+					var fe *FormatError
+					if !errors.As(err, &fe) || fe.Reason != "NUL byte" || !bytes.HasPrefix(in, out.Bytes()) {
+						t.Errorf("check %d/%d: err %v, landed %d bytes not a prefix of the input", g, round, err, out.Len())
+					}
+					continue
+				}
+				want := sha256.Sum256(in)
+				if err != nil || !bytes.Equal(out.Bytes(), in) || st.SHA256 != hex.EncodeToString(want[:]) {
+					t.Errorf("check %d/%d: err %v, landed %d of %d bytes, hash %s", g, round, err, out.Len(), len(in), st.SHA256)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -196,7 +196,7 @@ type readAhead struct {
 	exited  chan struct{}
 	stopped bool
 	// all is every buffer the reader took, written only by the reader
-	// until it has exited; recycle returns them to raPool.
+	// until it has exited; finish returns them to raPool.
 	all []*raBuf
 }
 
