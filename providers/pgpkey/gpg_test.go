@@ -183,9 +183,13 @@ func TestGPGEncryptsWeDecrypt(t *testing.T) {
 			g := newGPG(t)
 			g.run(nil, "--import", g.file("pub.asc", []byte(k.PublicArmored)))
 			signerFpr, signer := g.newSigner("EMIS Supplier <supplier@emis.invalid>")
-			ours, err := pgpkey.Unlock(k.Protected, []byte(pgpkeytest.Passphrase))
+			// As an apply unlocks it: the primary key stays protected.
+			ours, err := pgpkey.UnlockForDecryption(k.Protected, []byte(pgpkeytest.Passphrase))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !ours.PrivateKey.Encrypted {
+				t.Fatal("the primary key was unlocked")
 			}
 			for _, c := range []struct {
 				name string
@@ -221,6 +225,49 @@ func TestGPGEncryptsWeDecrypt(t *testing.T) {
 						t.Errorf("signed %v by %q, want %v by %s", pt.Signed, pt.SignerFingerprint, c.sign, signerFpr)
 					}
 				})
+			}
+		})
+	}
+}
+
+// Keys that gpg made and exported: one with an encryption subkey (gpg's
+// default, ed25519 and cv25519), whose primary key stays protected, and one
+// RSA primary key that encrypts itself, which is unlocked whole.
+func TestGPGKeyUnlockForDecryption(t *testing.T) {
+	const pass = "gpg-made key passphrase"
+	plain := []byte("PatientGuid,NhsNumber\n{1},9434765919\n")
+	for _, c := range []struct {
+		name, algo, usage string
+		primaryLocked     bool
+	}{
+		{"default", "default", "default", true},
+		{"rsa2048-primary-encrypts", "rsa2048", "cert,encr", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newGPG(t)
+			// The agent's calibrated S2K (about 0.1 s of its CPU per use,
+			// far more of go-crypto's) would only slow the test.
+			g.file("gpg-agent.conf", []byte("s2k-count 65536\n"))
+			uid := "GPG Made <" + c.name + "@example.invalid>"
+			g.run(nil, "--pinentry-mode", "loopback", "--passphrase", pass, "--quick-gen-key", uid, c.algo, c.usage, "1y")
+			exported := g.run(nil, "--pinentry-mode", "loopback", "--passphrase", pass, "--armor", "--export-secret-keys", uid)
+			e, err := pgpkey.UnlockForDecryption(exported, []byte(pass))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.PrivateKey.Encrypted != c.primaryLocked {
+				t.Errorf("primary key encrypted %v, want %v", e.PrivateKey.Encrypted, c.primaryLocked)
+			}
+			ct := g.run(plain, "--trust-model", "always", "--encrypt", "--recipient", uid, "--output", "-")
+			pt, err := pgpkey.Decrypt(bytes.NewReader(ct), pgpkey.DecryptOptions{Keys: openpgp.EntityList{e}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := io.ReadAll(pt); err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("plaintext %q (%v)", got, err)
+			}
+			if _, err := pgpkey.UnlockForDecryption(exported, []byte("not it")); !errors.Is(err, pgpkey.ErrBadPassphrase) {
+				t.Errorf("wrong passphrase: %v", err)
 			}
 		})
 	}

@@ -286,6 +286,55 @@ func Unlock(protected []byte, passphrase []byte) (*openpgp.Entity, error) {
 	return e, nil
 }
 
+// UnlockForDecryption is Unlock for decrypting messages only: it unlocks
+// the subkeys that can encrypt and leaves the primary key, which
+// certifies and signs, protected (so it is never in memory in clear). It
+// is also half the work for a key of im1's (a primary key and one
+// encryption subkey): each protected key packet costs a whole S2K, since
+// go-crypto's S2K cache never hits (v1.5.2 stores the nil it looked up
+// instead of the derived key). A key with no subkey that can encrypt is
+// unlocked whole, as Unlock does.
+func UnlockForDecryption(protected []byte, passphrase []byte) (*openpgp.Entity, error) {
+	e, err := readOne(protected)
+	if err != nil {
+		return nil, err
+	}
+	if e.PrivateKey == nil {
+		return nil, errors.New("pgpkey: not a private key")
+	}
+	if !e.PrivateKey.Dummy() && !e.PrivateKey.Encrypted {
+		return nil, errors.New("pgpkey: private key is not passphrase-protected")
+	}
+	var subs []*packet.PrivateKey
+	for _, sk := range e.Subkeys {
+		if pk := sk.PrivateKey; pk != nil && !pk.Dummy() && pk.PubKeyAlgo.CanEncrypt() {
+			subs = append(subs, pk)
+		}
+	}
+	if len(subs) == 0 {
+		return Unlock(protected, passphrase)
+	}
+	for _, pk := range subs {
+		// As in Unlock: state only ever holds protected keys.
+		if !pk.Encrypted {
+			return nil, errors.New("pgpkey: private subkey is not passphrase-protected")
+		}
+		if err := decryptSubkey(pk, passphrase); err != nil {
+			return nil, ErrBadPassphrase
+		}
+	}
+	return e, nil
+}
+
+func decryptSubkey(pk *packet.PrivateKey, passphrase []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.New("pgpkey: malformed private key")
+		}
+	}()
+	return pk.Decrypt(passphrase)
+}
+
 func decryptPrivate(e *openpgp.Entity, passphrase []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -50,6 +50,18 @@ func TestGenerate(t *testing.T) {
 			if !errors.Is(unlockErr, pgpkey.ErrBadPassphrase) {
 				t.Fatalf("wrong passphrase: %v", unlockErr)
 			}
+			// For decrypting, only the encryption subkey is unlocked.
+			d, err := pgpkey.UnlockForDecryption(k.Protected, pass)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.PrivateKey.Encrypted || d.Subkeys[0].PrivateKey.Encrypted {
+				t.Errorf("for decryption: primary encrypted %v, subkey encrypted %v; want true, false",
+					d.PrivateKey.Encrypted, d.Subkeys[0].PrivateKey.Encrypted)
+			}
+			if _, err := pgpkey.UnlockForDecryption(k.Protected, []byte("wrong passphrase")); !errors.Is(err, pgpkey.ErrBadPassphrase) {
+				t.Fatalf("for decryption, wrong passphrase: %v", err)
+			}
 			m := &pgpkey.Material{Current: k}
 			state, err := m.Marshal()
 			if err != nil {
@@ -87,6 +99,9 @@ func TestUnlockRejectsNonKeys(t *testing.T) {
 	for name, b := range map[string][]byte{"public": pub, "garbage": []byte("not a key"), "empty": nil} {
 		if _, err := pgpkey.Unlock(b, []byte(pgpkeytest.Passphrase)); err == nil || errors.Is(err, pgpkey.ErrBadPassphrase) {
 			t.Errorf("%s: %v", name, err)
+		}
+		if _, err := pgpkey.UnlockForDecryption(b, []byte(pgpkeytest.Passphrase)); err == nil || errors.Is(err, pgpkey.ErrBadPassphrase) {
+			t.Errorf("%s, for decryption: %v", name, err)
 		}
 	}
 }

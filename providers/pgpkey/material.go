@@ -177,7 +177,7 @@ func (m *Material) PreviousFingerprints() []string {
 func (m *Material) DecryptionKeys(passphrase []byte) (openpgp.EntityList, error) {
 	var el openpgp.EntityList
 	for _, k := range m.Keys() {
-		e, err := Unlock(k.Protected, passphrase)
+		e, err := UnlockForDecryption(k.Protected, passphrase)
 		if err != nil {
 			return nil, fmt.Errorf("unlock key %s: %w", k.Fingerprint, err)
 		}

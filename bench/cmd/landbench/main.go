@@ -110,7 +110,7 @@ func land(args []string) error {
 	if err != nil {
 		return err
 	}
-	key, err := pgpkey.Unlock(armored, []byte(os.Getenv(*passEnv)))
+	key, err := pgpkey.UnlockForDecryption(armored, []byte(os.Getenv(*passEnv)))
 	if err != nil {
 		return err
 	}
