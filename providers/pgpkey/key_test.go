@@ -3,6 +3,7 @@ package pgpkey_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -131,6 +132,12 @@ func TestMaterial(t *testing.T) {
 	keys, err := m2.DecryptionKeys([]byte(pgpkeytest.Passphrase))
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("decryption keys: %d %v", len(keys), err)
+	}
+	// Unlocked at once, listed in order: the current key first.
+	for i, want := range []string{next.Fingerprint, cur.Fingerprint} {
+		if got := fmt.Sprintf("%X", keys[i].PrimaryKey.Fingerprint); got != want {
+			t.Errorf("decryption key %d is %s, want %s", i, got, want)
+		}
 	}
 	if _, err := m2.DecryptionKeys([]byte("nope")); !errors.Is(err, pgpkey.ErrBadPassphrase) || strings.Contains(err.Error(), "nope") {
 		t.Fatalf("bad passphrase: %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
@@ -173,15 +174,29 @@ func (m *Material) PreviousFingerprints() []string {
 }
 
 // DecryptionKeys unlocks the current key and every predecessor. All keys of
-// one resource share its passphrase.
+// one resource share its passphrase. Each unlock is an S2K of tens of
+// milliseconds of CPU, so during a rotation's overlap the keys unlock at
+// once, on as many cores; the first error (in key order) is returned.
 func (m *Material) DecryptionKeys(passphrase []byte) (openpgp.EntityList, error) {
-	var el openpgp.EntityList
-	for _, k := range m.Keys() {
-		e, err := UnlockForDecryption(k.Protected, passphrase)
+	keys := m.Keys()
+	el := make(openpgp.EntityList, len(keys))
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() {
+			e, err := UnlockForDecryption(k.Protected, passphrase)
+			if err != nil {
+				errs[i] = fmt.Errorf("unlock key %s: %w", k.Fingerprint, err)
+				return
+			}
+			el[i] = e
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("unlock key %s: %w", k.Fingerprint, err)
+			return nil, err
 		}
-		el = append(el, e)
 	}
 	return el, nil
 }
