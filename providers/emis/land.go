@@ -51,7 +51,9 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 	if err != nil {
 		return nil, nil, err
 	}
-	return pic.Instances(req, "EMIS"), pic.Diags, nil
+	inst := pic.Instances(req, "EMIS")
+	pic.Release()
+	return inst, pic.Diags, nil
 }
 
 // run is one apply of one extract.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -61,6 +62,22 @@ type Picture struct {
 	// plain counts landed deltas by period when the picture was loaded
 	// from a digest: the bulk of a history, without a Period each.
 	plain []plainPeriod
+}
+
+// plainPool recycles the per-period counts between pictures: a plan at
+// national scale builds one picture per extract, each with a year of
+// periods (82 MB of them for 7,000 extracts, and the GC scanned them all).
+var plainPool = sync.Pool{New: func() any { return new([]plainPeriod) }}
+
+// Release gives the picture's per-period counts back for the next one.
+// The picture must not be used afterwards; the Instances made from it
+// hold none of its memory.
+func (p *Picture) Release() {
+	if p.plain != nil {
+		b := p.plain[:0]
+		p.plain = nil
+		plainPool.Put(&b)
+	}
 }
 
 // plainPeriod is a period holding only landed deltas.
@@ -173,6 +190,9 @@ func (p *Picture) loadDigest(dg *state.DeliveryDigest, source string) {
 					Cutoff: time.Unix(0, c).UTC(), BatchID: g.Batches[i], Reason: g.Reasons[i]})
 			}
 			continue
+		}
+		if p.plain == nil {
+			p.plain = (*plainPool.Get().(*[]plainPeriod))[:0]
 		}
 		p.plain = slices.Grow(p.plain, len(g.Cutoffs))
 		var k, next time.Time

@@ -238,7 +238,9 @@ func (p *Provider) PlanExtract(ctx context.Context, req *extract.Request) ([]pro
 	if err != nil {
 		return nil, nil, err
 	}
-	return pic.Instances(req, "the SystmOne reporting unit"), pic.Diags, nil
+	inst := pic.Instances(req, "the SystmOne reporting unit")
+	pic.Release()
+	return inst, pic.Diags, nil
 }
 
 // ingest is one apply of one SystmOne extract.
