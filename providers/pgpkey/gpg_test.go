@@ -273,6 +273,23 @@ func TestGPGKeyUnlockForDecryption(t *testing.T) {
 	}
 }
 
+// A private key without passphrase protection is refused by both unlocks:
+// it would "unlock" with any passphrase, and state only holds protected
+// keys.
+func TestUnlockRefusesUnprotected(t *testing.T) {
+	g := newGPG(t)
+	fpr, _ := g.newSigner("Unprotected <unprotected@example.invalid>")
+	g.run(nil, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-add-key", fpr, "cv25519", "encr", "1y")
+	exported := g.run(nil, "--pinentry-mode", "loopback", "--passphrase", "", "--armor", "--export-secret-keys", fpr)
+	for name, unlock := range map[string]func([]byte, []byte) (*openpgp.Entity, error){
+		"Unlock": pgpkey.Unlock, "UnlockForDecryption": pgpkey.UnlockForDecryption,
+	} {
+		if _, err := unlock(exported, []byte("any passphrase")); err == nil || !strings.Contains(err.Error(), "not passphrase-protected") {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+	}
+}
+
 func TestWeEncryptGPGDecrypts(t *testing.T) {
 	plain := []byte("RecordGuid,PatientGuid\n{1},{2}\n")
 	sender := pgpkeytest.Entity(t, "sender")

@@ -268,17 +268,9 @@ func ParsePublic(armored string) (*openpgp.Entity, error) {
 // Unlock reads a protected private key and decrypts it with passphrase. A
 // wrong passphrase gives ErrBadPassphrase; no error mentions the passphrase.
 func Unlock(protected []byte, passphrase []byte) (*openpgp.Entity, error) {
-	e, err := readOne(protected)
+	e, err := readProtected(protected)
 	if err != nil {
 		return nil, err
-	}
-	if e.PrivateKey == nil {
-		return nil, errors.New("pgpkey: not a private key")
-	}
-	// An unprotected key would "unlock" with any passphrase; state only
-	// ever holds protected ones, so this is a corrupt or foreign key.
-	if !e.PrivateKey.Encrypted {
-		return nil, errors.New("pgpkey: private key is not passphrase-protected")
 	}
 	if err := decryptPrivate(e, passphrase); err != nil {
 		return nil, ErrBadPassphrase
@@ -295,6 +287,38 @@ func Unlock(protected []byte, passphrase []byte) (*openpgp.Entity, error) {
 // instead of the derived key). A key with no subkey that can encrypt is
 // unlocked whole, as Unlock does.
 func UnlockForDecryption(protected []byte, passphrase []byte) (*openpgp.Entity, error) {
+	e, err := readProtected(protected)
+	if err != nil {
+		return nil, err
+	}
+	var subs []*packet.PrivateKey
+	for _, sk := range e.Subkeys {
+		if pk := sk.PrivateKey; pk != nil && !pk.Dummy() && pk.PubKeyAlgo.CanEncrypt() {
+			subs = append(subs, pk)
+		}
+	}
+	if len(subs) == 0 {
+		if err := decryptPrivate(e, passphrase); err != nil {
+			return nil, ErrBadPassphrase
+		}
+		return e, nil
+	}
+	for _, pk := range subs {
+		if !pk.Encrypted {
+			return nil, errors.New("pgpkey: private subkey is not passphrase-protected")
+		}
+		if err := decryptSubkey(pk, passphrase); err != nil {
+			return nil, ErrBadPassphrase
+		}
+	}
+	return e, nil
+}
+
+// readProtected reads one private key and checks that it is protected: an
+// unprotected key would "unlock" with any passphrase, and state only ever
+// holds protected ones, so such a key is corrupt or foreign. (A primary
+// key exported as a stub, for its subkeys alone, holds nothing to protect.)
+func readProtected(protected []byte) (*openpgp.Entity, error) {
 	e, err := readOne(protected)
 	if err != nil {
 		return nil, err
@@ -304,24 +328,6 @@ func UnlockForDecryption(protected []byte, passphrase []byte) (*openpgp.Entity, 
 	}
 	if !e.PrivateKey.Dummy() && !e.PrivateKey.Encrypted {
 		return nil, errors.New("pgpkey: private key is not passphrase-protected")
-	}
-	var subs []*packet.PrivateKey
-	for _, sk := range e.Subkeys {
-		if pk := sk.PrivateKey; pk != nil && !pk.Dummy() && pk.PubKeyAlgo.CanEncrypt() {
-			subs = append(subs, pk)
-		}
-	}
-	if len(subs) == 0 {
-		return Unlock(protected, passphrase)
-	}
-	for _, pk := range subs {
-		// As in Unlock: state only ever holds protected keys.
-		if !pk.Encrypted {
-			return nil, errors.New("pgpkey: private subkey is not passphrase-protected")
-		}
-		if err := decryptSubkey(pk, passphrase); err != nil {
-			return nil, ErrBadPassphrase
-		}
 	}
 	return e, nil
 }
