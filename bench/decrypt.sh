@@ -51,7 +51,21 @@ mkdir -m 700 "$GNUPGHOME"
 # unlocking (about 0.3 s with the calibrated default) does not hide its data
 # path. landbench unlocks the exported key (same S2K) in every run too.
 echo "s2k-count 65536" >"$GNUPGHOME/gpg-agent.conf"
-gpgq() { gpg --batch --yes --quiet --trust-model always --pinentry-mode loopback --passphrase "$IM1_KEY_PASSPHRASE" "$@"; }
+gpg_cmd=(gpg --batch --yes --quiet --trust-model always --pinentry-mode loopback --passphrase "$IM1_KEY_PASSPHRASE")
+gpgq() { "${gpg_cmd[@]}" "$@"; }
+# cpu FILE CMD...: runs CMD, appending its user+sys CPU seconds to FILE when
+# /usr/bin/time is installed (gpg's own process: gpg-agent's share, the
+# session key's RSA decryption, is not counted).
+cpu() {
+	local out=$1
+	shift
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f '%U %S' -o "$work/cpu.tmp" "$@" || return
+		awk '{ printf "%.2f\n", $1 + $2 }' "$work/cpu.tmp" >>"$out"
+	else
+		"$@"
+	fi
+}
 
 log "building landbench"
 (cd "$repo" && go build -o "$work/bin/landbench" ./bench/cmd/landbench)
@@ -76,7 +90,7 @@ run_gpg() { # $1 mode; prints seconds
 	local t0 t1
 	rm -f "$work/out/gpg.csv"
 	t0=$EPOCHREALTIME
-	gpgq --decrypt -o "$work/out/gpg.csv" "$work/$1.gpg" 2>/dev/null
+	cpu "$work/cpu-gpg-$1" "${gpg_cmd[@]}" --decrypt -o "$work/out/gpg.csv" "$work/$1.gpg" 2>/dev/null
 	t1=$EPOCHREALTIME
 	elapsed "$t0" "$t1"
 }
@@ -94,7 +108,7 @@ run_im1() { # $1 mode; prints seconds (whole process: key unlock included)
 	local t0 t1 line
 	rm -rf "$work/out/land"
 	t0=$EPOCHREALTIME
-	line=$("$lb" land -key "$work/sec.asc" -in "$work/$1.gpg" -out "$work/out/land")
+	line=$(cpu "$work/cpu-im1-$1" "$lb" land -key "$work/sec.asc" -in "$work/$1.gpg" -out "$work/out/land")
 	t1=$EPOCHREALTIME
 	[[ $line == *"sha256=$want "* ]] || die "landbench landed different bytes: $line"
 	elapsed "$t0" "$t1"
@@ -106,6 +120,8 @@ for m in $modes; do
 	run_gpg "$m" >/dev/null # warm up both (page cache, gpg-agent)
 	[ "$(sha256sum <"$work/out/gpg.csv" | cut -d' ' -f1)" = "$want" ] || die "gpg output differs from the plaintext"
 	run_im1 "$m" >/dev/null
+	: >"$work/cpu-gpg-$m"
+	: >"$work/cpu-im1-$m"
 	g=() l=() d=()
 	for i in $(seq "$runs"); do
 		if [ $((i % 2)) = 1 ]; then
@@ -123,7 +139,13 @@ for m in $modes; do
 		printf "%s: median gpg %.3f s (%.0f MB/s), landbench %.3f s (%.0f MB/s), throughput ratio landbench/gpg %.2f (>= 1 means im1 is as fast or faster)\n",
 			m, g, b / g / 1e6, l, b / l / 1e6, g / l
 		printf "%s: durable reference gpg + sync FILE %.3f s, ratio landbench/(gpg+sync) %.2f (landbench fsyncs what it lands)\n", m, d, d / l }'
-	results+=("\"$m\": {\"gpg_s\": $gm, \"landbench_s\": $lm, \"gpg_sync_s\": $dm, \"ratio\": $(awk -v g="$gm" -v l="$lm" 'BEGIN { printf "%.3f", g / l }'), \"durable_ratio\": $(awk -v d="$dm" -v l="$lm" 'BEGIN { printf "%.3f", d / l }')}")
+	gc=null lc=null
+	if [ -s "$work/cpu-gpg-$m" ] && [ -s "$work/cpu-im1-$m" ]; then
+		gc=$(median <"$work/cpu-gpg-$m") lc=$(median <"$work/cpu-im1-$m")
+		# CPU seconds over the number of cores bound the wall time from below.
+		echo "$m: median CPU (user+sys) gpg ${gc} s, landbench ${lc} s"
+	fi
+	results+=("\"$m\": {\"gpg_s\": $gm, \"landbench_s\": $lm, \"gpg_sync_s\": $dm, \"gpg_cpu_s\": $gc, \"landbench_cpu_s\": $lc, \"ratio\": $(awk -v g="$gm" -v l="$lm" 'BEGIN { printf "%.3f", g / l }'), \"durable_ratio\": $(awk -v d="$dm" -v l="$lm" 'BEGIN { printf "%.3f", d / l }')}")
 done
 
 log "peak RSS for inputs streamed through a pipe (landbench gen | gpg -e --compress-algo zlib | landbench land)"
