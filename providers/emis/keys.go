@@ -72,7 +72,7 @@ func recipientKeys(req *extract.Request) []string {
 const maxPrepared = 4
 
 // prepareKeys starts unlocking the keys behind fprs while an apply's plan
-// connects to and lists the site: each key's S2K is about 0.1 s of CPU,
+// connects to and lists the site: each key's S2K is 50-80 ms of CPU,
 // which otherwise stood between the listing and the first download. The
 // site's refresh calls it before dialling, so the S2K runs while the SSH
 // handshake waits on the network; the extract's plan calls it again for
