@@ -53,19 +53,10 @@ mkdir -m 700 "$GNUPGHOME"
 echo "s2k-count 65536" >"$GNUPGHOME/gpg-agent.conf"
 gpg_cmd=(gpg --batch --yes --quiet --trust-model always --pinentry-mode loopback --passphrase "$IM1_KEY_PASSPHRASE")
 gpgq() { "${gpg_cmd[@]}" "$@"; }
-# cpu FILE CMD...: runs CMD, appending its user+sys CPU seconds to FILE when
-# /usr/bin/time is installed (gpg's own process: gpg-agent's share, the
-# session key's RSA decryption, is not counted).
-cpu() {
-	local out=$1
-	shift
-	if [ -x /usr/bin/time ]; then
-		/usr/bin/time -f '%U %S' -o "$work/cpu.tmp" "$@" || return
-		awk '{ printf "%.2f\n", $1 + $2 }' "$work/cpu.tmp" >>"$out"
-	else
-		"$@"
-	fi
-}
+# gpg's CPU is its own process's: gpg-agent's share, the session key's RSA
+# decryption, is not counted.
+# shellcheck source=bench/cputime.sh
+source "$repo/bench/cputime.sh"
 
 log "building landbench"
 (cd "$repo" && go build -o "$work/bin/landbench" ./bench/cmd/landbench)
@@ -90,7 +81,7 @@ run_gpg() { # $1 mode; prints seconds
 	local t0 t1
 	rm -f "$work/out/gpg.csv"
 	t0=$EPOCHREALTIME
-	cpu "$work/cpu-gpg-$1" "${gpg_cmd[@]}" --decrypt -o "$work/out/gpg.csv" "$work/$1.gpg" 2>/dev/null
+	timed "$work/cpu-gpg-$1" "${gpg_cmd[@]}" --decrypt -o "$work/out/gpg.csv" "$work/$1.gpg" 2>/dev/null
 	t1=$EPOCHREALTIME
 	elapsed "$t0" "$t1"
 }
@@ -108,7 +99,7 @@ run_im1() { # $1 mode; prints seconds (whole process: key unlock included)
 	local t0 t1 line
 	rm -rf "$work/out/land"
 	t0=$EPOCHREALTIME
-	line=$(cpu "$work/cpu-im1-$1" "$lb" land -key "$work/sec.asc" -in "$work/$1.gpg" -out "$work/out/land")
+	line=$(timed "$work/cpu-im1-$1" "$lb" land -key "$work/sec.asc" -in "$work/$1.gpg" -out "$work/out/land")
 	t1=$EPOCHREALTIME
 	[[ $line == *"sha256=$want "* ]] || die "landbench landed different bytes: $line"
 	elapsed "$t0" "$t1"

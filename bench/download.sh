@@ -65,17 +65,8 @@ head -c "$((size << 20))" /dev/urandom >"$work/site/big.csv.gpg"
 bytes=$(stat -c %s "$work/site/big.csv.gpg")
 now() { date +%s.%N; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-# timed FILE CMD...: runs CMD, appending "user+sys" CPU seconds to FILE.
-timed() {
-	local out=$1
-	shift
-	if [ -x /usr/bin/time ]; then
-		/usr/bin/time -f '%U %S' -o "$work/cpu" "$@" || return
-		awk '{ printf "%.2f\n", $1 + $2 }' "$work/cpu" >>"$out"
-	else
-		"$@"
-	fi
-}
+# shellcheck source=bench/cputime.sh
+source "$repo/bench/cputime.sh"
 
 for cipher in $ciphers_list; do
 	ssh_dir=$work/ssh-${cipher%%@*}
