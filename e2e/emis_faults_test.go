@@ -20,13 +20,21 @@ import (
 // landedOnce sets a world up with keys handed off and day one landed.
 func landedOnce(t *testing.T, tf emissim.TransportFaults) *world {
 	t.Helper()
+	w := deliveredOnce(t, tf)
+	w.mustApply()
+	return w
+}
+
+// deliveredOnce is a world whose key and site are applied and handed off
+// and whose first batch EMIS has delivered, not yet fetched.
+func deliveredOnce(t *testing.T, tf emissim.TransportFaults) *world {
+	t.Helper()
 	w := newWorld(t, tf)
 	w.now = at("2026-11-20", 9, 0)
 	w.mustApply()
 	if _, err := w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	w.mustApply()
 	return w
 }
 

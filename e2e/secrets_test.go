@@ -100,12 +100,7 @@ func TestNoKeyMaterialInClear(t *testing.T) {
 // next apply with the right one converges. Nothing is fetched with a key
 // that cannot be unlocked.
 func TestApplyWrongPassphrase(t *testing.T) {
-	w := newWorld(t, emissim.TransportFaults{})
-	w.now = at("2026-11-20", 9, 0)
-	w.mustApply()
-	if _, err := w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
+	w := deliveredOnce(t, emissim.TransportFaults{})
 	for _, tc := range []struct{ pass, want string }{
 		{"not the passphrase 91c2", "unlocking with IM1_KEY_PASSPHRASE"},
 		{"", "environment variable IM1_KEY_PASSPHRASE is empty"},
@@ -146,15 +141,10 @@ func TestApplyWrongPassphrase(t *testing.T) {
 }
 
 // An apply starts unlocking the recipient keys before it dials the site,
-// so the S2K (about 0.1 s of CPU) runs while the SSH handshake waits on
+// so the S2K (50-80 ms of CPU) runs while the SSH handshake waits on
 // the network; a plan never unlocks them, so it needs no passphrase.
 func TestApplyUnlocksKeysBeforeDialling(t *testing.T) {
-	w := newWorld(t, emissim.TransportFaults{})
-	w.now = at("2026-11-20", 9, 0)
-	w.mustApply()
-	if _, err := w.supplier.Deliver(at("2026-11-20", 2, 15), emissim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
+	w := deliveredOnce(t, emissim.TransportFaults{})
 	var mu sync.Mutex
 	var reads []int // connections the site had accepted at each passphrase read
 	w.onGetenv = func(k string) {
