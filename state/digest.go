@@ -238,7 +238,7 @@ func (s *SQLite) DeliveryDigests(ctx context.Context) (Digests, error) {
 	out := Digests{}
 	for rows.Next() {
 		var x string
-		var b []byte
+		var b blob
 		if err := rows.Scan(&x, &b); err != nil {
 			return nil, err
 		}

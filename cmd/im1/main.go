@@ -28,9 +28,17 @@ func main() {
 	os.Exit(profiled(func() int { return run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) }))
 }
 
-// profiled runs fn under a CPU profile written to $IM1_CPUPROFILE, if set:
-// how bench/README.md's figures for whole commands were profiled.
+// profiled runs fn under a CPU profile written to $IM1_CPUPROFILE, and
+// writes an allocation profile to $IM1_MEMPROFILE at its end, if set: how
+// bench/README.md's figures for whole commands were profiled.
 func profiled(fn func() int) int {
+	if path := os.Getenv("IM1_MEMPROFILE"); path != "" {
+		defer func() {
+			if err := writeProfile(path, pprof.Lookup("allocs").WriteTo); err != nil {
+				fmt.Fprintln(os.Stderr, "im1: IM1_MEMPROFILE:", err)
+			}
+		}()
+	}
 	path := os.Getenv("IM1_CPUPROFILE")
 	if path == "" {
 		return fn()
@@ -47,6 +55,19 @@ func profiled(fn func() int) int {
 	}
 	defer pprof.StopCPUProfile()
 	return fn()
+}
+
+// writeProfile creates path and writes a profile to it.
+func writeProfile(path string, write func(io.Writer, int) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = write(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // exitError carries an exit code through ffcli's error return.
