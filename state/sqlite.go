@@ -443,7 +443,6 @@ func (s *SQLite) Resource(ctx context.Context, addr string) (*Resource, error) {
 	return &r, nil
 }
 
-// collect scans all rows and closes them.
 // blob scans a BLOB column into a []byte without database/sql's copy of
 // it: modernc.org/sqlite's driver makes a new slice for every BLOB value
 // it returns (conn.columnBlob), so keeping that slice is safe. At national
@@ -466,6 +465,7 @@ func (b *blob) Scan(src any) error {
 	return nil
 }
 
+// collect scans all rows and closes them.
 func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	defer rows.Close()
 	var out []T
