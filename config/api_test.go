@@ -243,6 +243,14 @@ func TestSettings(t *testing.T) {
 		if !reflect.DeepEqual(s, want) || s.Zone.String() != "Europe/London" || !filepath.IsAbs(cfg.Dir) {
 			t.Errorf("settings = %+v", s)
 		}
+		// reconcile starts reading this file before the configuration
+		// is parsed, and keeps the read only if the two agree.
+		t.Chdir(filepath.Dir(dir))
+		for _, d := range []string{dir, filepath.Base(dir), "./" + filepath.Base(dir) + "/"} {
+			if got, err := DefaultStatePath(d); err != nil || got != s.StatePath {
+				t.Errorf("DefaultStatePath(%q) = %q, %v; want %q", d, got, err, s.StatePath)
+			}
+		}
 	})
 	t.Run("configured", func(t *testing.T) {
 		dir := writeDir(t, map[string]string{"main.im1.hcl": `

@@ -54,6 +54,16 @@ var SettingsSchema = &schema.Block{
 	},
 }
 
+// DefaultStatePath is the state file of the configuration in dir when its
+// im1 block does not name one: what Settings.StatePath then holds.
+func DefaultStatePath(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(abs, SettingsSchema.Attribute("state_path").Default.AsString()), nil
+}
+
 func nonEmpty(v cty.Value) error {
 	if v.AsString() == "" {
 		return errors.New("must not be empty")

@@ -110,16 +110,31 @@ func Load(opts Options) (*Engine, hcl.Diagnostics) {
 		Getenv:  opts.Getenv,
 		Environ: opts.Environ,
 	}
+	var guess chan early
 	if opts.EarlyState {
+		// Most configurations keep the state where the default puts it,
+		// and the im1 block that says so is known only once every file is
+		// parsed (0.2 s on one core for 7,000 sites): the read of the
+		// default file starts now, and is kept if the block names it.
+		guessPath, err := config.DefaultStatePath(opts.Dir)
+		if err == nil {
+			if _, err := os.Stat(guessPath); err == nil {
+				guess = startEarly(guessPath, opts.Now)
+			}
+		}
 		lo.Settled = func(st *config.Settings) {
 			if st.PostgresDSN != "" {
 				return // openState refuses it
 			}
-			e.early = make(chan early, 1)
-			go func() { e.early <- readEarly(st.StatePath, opts.Now) }()
+			if guess != nil && st.StatePath == guessPath {
+				e.early, guess = guess, nil
+				return
+			}
+			e.early = startEarly(st.StatePath, opts.Now)
 		}
 	}
 	cfg, diags := config.Load(opts.Dir, lo)
+	discardEarly(guess) // the im1 block named another file, or none was read
 	e.cfg = cfg
 	if diags.HasErrors() {
 		e.dropEarly()
@@ -188,6 +203,26 @@ func readEarly(path string, now func() time.Time) early {
 		return early{err: err}
 	}
 	return early{store: s, serial: serial, rs: rs}
+}
+
+// startEarly starts readEarly on a goroutine of its own.
+func startEarly(path string, now func() time.Time) chan early {
+	ch := make(chan early, 1)
+	go func() { ch <- readEarly(path, now) }()
+	return ch
+}
+
+// discardEarly closes the store of an early read nobody adopted, once it
+// is done; ch may be nil.
+func discardEarly(ch chan early) {
+	if ch == nil {
+		return
+	}
+	go func() {
+		if r := <-ch; r.store != nil {
+			r.store.Close()
+		}
+	}()
 }
 
 // takeEarly waits for the early read, once; nil without one.

@@ -454,6 +454,29 @@ func TestSummaryLine(t *testing.T) {
 	}
 }
 
+// TestEarlyStateGuess: the early read starts on the default state file
+// before the configuration is parsed. When the im1 block names another
+// file, the plan is made against that one, not the guess; back at the
+// default, the guess serves.
+func TestEarlyStateGuess(t *testing.T) {
+	f := newFixture(t, chain)
+	if _, diags := f.apply(Options{}); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	f.write("im1 {\n  state_path = \"elsewhere.db\"\n}\n" + chain)
+	e, p := f.plan(Options{EarlyState: true})
+	if got := actions(p); got["thing.a"] != providers.Create || len(got) != 4 {
+		t.Errorf("plan against a state of its own (none yet): %v, want 4 to create", got)
+	}
+	e.Close()
+	f.write(chain)
+	e, p = f.plan(Options{EarlyState: true})
+	if !p.Empty() {
+		t.Errorf("plan against the default state: %v, want no changes", actions(p))
+	}
+	e.Close()
+}
+
 // TestEarlyState: a plan that reads state during Load plans exactly as one
 // that does not; a commit between Load and Plan is not missed; no state
 // yet, and a read-write open after it, work as without it.
