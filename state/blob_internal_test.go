@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 )
 
@@ -13,11 +12,7 @@ import (
 // It also checks NULL, empty and TEXT values.
 func TestBlobOwnsDriverSlice(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "im1.state"), Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newInternalState(t)
 	rows, err := s.r.QueryContext(ctx, `WITH v(n, b) AS (VALUES
 		(1, x'0101010101010101'), (2, x'0202020202020202'), (3, NULL), (4, x''), (5, 'text'))
 		SELECT b FROM v ORDER BY n`)

@@ -7,16 +7,24 @@ import (
 	"testing"
 )
 
+// newInternalState opens a new, empty state file for the package's
+// internal tests; it is closed when the test ends.
+func newInternalState(t *testing.T) *SQLite {
+	t.Helper()
+	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "im1.state"), Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // TestQueryPlansUseIndexes guards the read paths that run over millions of
 // rows: each must walk an index, never scan the table or sort in a temp
 // B-tree.
 func TestQueryPlansUseIndexes(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "im1.state"), Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newInternalState(t)
 	tests := []struct {
 		query string
 		args  []any
